@@ -1,0 +1,296 @@
+//! The chat event (schema v1): the one JSON object every bridge produces and
+//! consumes, its deterministic ids, and the `chat.<room>.<bridge>.<channel>`
+//! subject it is stored under.
+//!
+//! This module owns the wire format other services rely on (DESIGN.md §3). It
+//! leaves markup conversion to the bridges and storage to `bus`.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The schema version this build writes. Readers ignore unknown fields; a breaking
+/// change bumps it.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Every event subject starts with this token.
+pub const SUBJECT_ROOT: &str = "chat";
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EventKind {
+    Message,
+    Edit,
+    Delete,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Message => "message",
+            EventKind::Edit => "edit",
+            EventKind::Delete => "delete",
+        }
+    }
+}
+
+/// Where a message came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Source {
+    /// The bridge name (`twitch`, or a named account such as `acme`).
+    pub bridge: String,
+    /// The channel as configured (`#streamer` for Twitch; the channel id for
+    /// Discord and Slack; `api` for the HTTP API).
+    pub channel: String,
+    /// The platform's own message id (Twitch `id` tag, Discord snowflake, Slack `ts`).
+    pub message_id: String,
+}
+
+/// Who wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Author {
+    /// Platform user id (or login where the platform has no id).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    pub avatar_url: Option<String>,
+    /// `#RRGGBB` where the platform gives one.
+    pub color: Option<String>,
+    pub bot: bool,
+}
+
+/// A file or sticker, carried as a URL.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Attachment {
+    pub url: String,
+    pub name: String,
+    pub content_type: Option<String>,
+    pub size: Option<u64>,
+}
+
+/// One chat event, as stored on the stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ChatEvent {
+    /// Schema version, currently 1.
+    pub v: u32,
+    /// Deterministic id: `<bridge>:<channel token>:<platform message id>`, with
+    /// `:edit:<marker>` or `:delete` appended for edits and deletes. Also the
+    /// `Nats-Msg-Id`, so a message seen twice is stored once.
+    pub id: String,
+    pub kind: EventKind,
+    pub room: String,
+    pub source: Source,
+    /// Null for a delete whose platform does not say who wrote the original.
+    pub author: Option<Author>,
+    /// The message in the common markup (a CommonMark subset: bold, italic, code,
+    /// links). For `edit`, the new text; empty for `delete`.
+    #[serde(default)]
+    pub text: String,
+    #[serde(serialize_with = "ts_ser", deserialize_with = "ts_de")]
+    #[schemars(with = "String")]
+    pub ts: DateTime<Utc>,
+    /// The `id` of the message this one answers.
+    #[serde(default)]
+    pub reply_to: Option<String>,
+    /// For `edit` and `delete`, the `id` of the original message event.
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub attachments: Vec<Attachment>,
+}
+
+fn ts_ser<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&ts.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+fn ts_de<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+    let s = String::deserialize(d)?;
+    DateTime::parse_from_rfc3339(&s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(serde::de::Error::custom)
+}
+
+/// The subject token for a platform channel: a leading `#` dropped and every
+/// character outside `[A-Za-z0-9_-]` replaced by `_`, so that no channel name can
+/// add a subject level (`.`) or a wildcard (`*`, `>`). Never empty.
+pub fn channel_token(channel: &str) -> String {
+    let trimmed = channel.strip_prefix('#').unwrap_or(channel);
+    if trimmed.is_empty() {
+        return "_".to_string();
+    }
+    trimmed
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// `chat.<room>.<bridge>.<channel token>`. Room and bridge names are validated to
+/// the subject-safe alphabet at config load.
+pub fn subject(room: &str, bridge: &str, channel: &str) -> String {
+    format!("{SUBJECT_ROOT}.{room}.{bridge}.{}", channel_token(channel))
+}
+
+/// Filter for every event of a room.
+pub fn room_filter(room: &str) -> String {
+    format!("{SUBJECT_ROOT}.{room}.>")
+}
+
+/// Filter for every event.
+pub fn all_filter() -> String {
+    format!("{SUBJECT_ROOT}.>")
+}
+
+/// Id of a `message` event.
+pub fn message_id(bridge: &str, channel: &str, platform_id: &str) -> String {
+    format!("{bridge}:{}:{platform_id}", channel_token(channel))
+}
+
+/// Id of an `edit` of `original`; `marker` is the platform's own edit timestamp,
+/// verbatim, so that every instance derives the same id.
+pub fn edit_id(original: &str, marker: &str) -> String {
+    format!("{original}:edit:{marker}")
+}
+
+/// Id of the `delete` of `original`.
+pub fn delete_id(original: &str) -> String {
+    format!("{original}:delete")
+}
+
+impl ChatEvent {
+    /// A new `message` event; `room` is filled in by the core when it is published.
+    pub fn message(
+        bridge: &str,
+        channel: &str,
+        platform_id: &str,
+        author: Author,
+        text: String,
+    ) -> Self {
+        ChatEvent {
+            v: SCHEMA_VERSION,
+            id: message_id(bridge, channel, platform_id),
+            kind: EventKind::Message,
+            room: String::new(),
+            source: Source {
+                bridge: bridge.to_string(),
+                channel: channel.to_string(),
+                message_id: platform_id.to_string(),
+            },
+            author: Some(author),
+            text,
+            ts: Utc::now(),
+            reply_to: None,
+            target: None,
+            attachments: Vec::new(),
+        }
+    }
+
+    /// A `delete` of the message with platform id `platform_id` in `channel`.
+    pub fn delete(bridge: &str, channel: &str, platform_id: &str, author: Option<Author>) -> Self {
+        let target = message_id(bridge, channel, platform_id);
+        ChatEvent {
+            v: SCHEMA_VERSION,
+            id: delete_id(&target),
+            kind: EventKind::Delete,
+            room: String::new(),
+            source: Source {
+                bridge: bridge.to_string(),
+                channel: channel.to_string(),
+                message_id: platform_id.to_string(),
+            },
+            author,
+            text: String::new(),
+            ts: Utc::now(),
+            reply_to: None,
+            target: Some(target),
+            attachments: Vec::new(),
+        }
+    }
+
+    /// An `edit` of the message with platform id `platform_id`; `marker` is the
+    /// platform's edit timestamp.
+    pub fn edit(
+        bridge: &str,
+        channel: &str,
+        platform_id: &str,
+        marker: &str,
+        author: Option<Author>,
+        text: String,
+    ) -> Self {
+        let target = message_id(bridge, channel, platform_id);
+        ChatEvent {
+            v: SCHEMA_VERSION,
+            id: edit_id(&target, marker),
+            kind: EventKind::Edit,
+            room: String::new(),
+            source: Source {
+                bridge: bridge.to_string(),
+                channel: channel.to_string(),
+                message_id: platform_id.to_string(),
+            },
+            author,
+            text,
+            ts: Utc::now(),
+            reply_to: None,
+            target: Some(target),
+            attachments: Vec::new(),
+        }
+    }
+
+    /// The subject this event is stored under.
+    pub fn subject(&self) -> String {
+        subject(&self.room, &self.source.bridge, &self.source.channel)
+    }
+
+    /// The author's display name, or `someone` for deletes without an author.
+    pub fn author_name(&self) -> &str {
+        self.author
+            .as_ref()
+            .map(|a| a.name.as_str())
+            .filter(|n| !n.is_empty())
+            .unwrap_or("someone")
+    }
+
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serializing plain data with string keys cannot fail.
+        serde_json::to_vec(self).expect("ChatEvent serializes")
+    }
+}
+
+/// The JSON Schema of [`ChatEvent`], pretty-printed (`jetbridge schema`).
+pub fn json_schema() -> String {
+    let schema = schemars::schema_for!(ChatEvent);
+    // A schema is a JSON value; printing it cannot fail.
+    serde_json::to_string_pretty(&schema).expect("schema serializes")
+}
+
+/// Bridge name of events published through the HTTP API and `jetbridge send`.
+pub const WEB_BRIDGE: &str = "web";
+/// Channel of events published through the HTTP API and `jetbridge send`.
+pub const WEB_CHANNEL: &str = "api";
+
+impl ChatEvent {
+    /// A `web` message (HTTP API, CLI `send`) in `room`, with a fresh ULID.
+    pub fn web(room: &str, author: &str, text: String) -> Self {
+        let ulid = ulid::Ulid::generate().to_string();
+        let mut ev = ChatEvent::message(
+            WEB_BRIDGE,
+            WEB_CHANNEL,
+            &ulid,
+            Author {
+                id: author.to_string(),
+                name: author.to_string(),
+                ..Default::default()
+            },
+            text,
+        );
+        ev.room = room.to_string();
+        ev
+    }
+}

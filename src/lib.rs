@@ -1,0 +1,138 @@
+//! jetbridge: chat bridged between Twitch, Discord, Slack and the web through
+//! NATS JetStream.
+//!
+//! Every inbound message becomes one versioned [`event::ChatEvent`] on
+//! `chat.<room>.<bridge>.<channel>`; every bridge relays the stream back out to
+//! the channels of the same room. This file wires config → bus → bridges and
+//! their outbound routers; each module's header says what it owns.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = jetbridge::config::load(std::path::Path::new("bridges.toml"))?;
+//! let shutdown = tokio_util::sync::CancellationToken::new();
+//! jetbridge::run(config, jetbridge::status::Health::default(), shutdown).await?;
+//! # Ok(()) }
+//! ```
+
+pub mod backoff;
+pub mod bridge;
+pub mod bus;
+pub mod config;
+pub mod event;
+pub mod ratelimit;
+pub mod render;
+pub mod router;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use bridge::{Inbound, registry};
+use bus::{Bus, Publisher};
+use config::Config;
+use router::{OutboundTiming, Routes};
+use status::Health;
+
+/// How long shutdown waits for in-flight work (deliveries, queued publishes).
+pub const DRAIN: Duration = Duration::from_secs(5);
+
+/// Why `run` could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Bus(#[from] bus::BusError),
+    #[error("bridge {bridge}: {reason}")]
+    Bridge { bridge: String, reason: String },
+}
+
+/// Run every enabled bridge until `shutdown` fires, then drain and return.
+///
+/// NATS being down is not an error: inbound events queue in memory and everything
+/// connects when it comes back, while `health` says what is not ready yet.
+pub async fn run(
+    config: Config,
+    health: Health,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let started = time::OffsetDateTime::now_utc();
+    for w in &config.warnings {
+        tracing::warn!("{w}");
+    }
+    let mut bridges = Vec::new();
+    for b in config.enabled_bridges() {
+        let bridge = registry::build(b).map_err(|reason| RunError::Bridge {
+            bridge: b.name.clone(),
+            reason,
+        })?;
+        bridges.push(bridge);
+    }
+
+    let bus = Bus::connect(&config.nats, health.clone(), true).await?;
+    let mut tasks = JoinSet::new();
+    {
+        let bus = bus.clone();
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            if bus.ensure_stream_retrying(&shutdown).await {
+                tracing::info!(stream = %bus.config().stream, "stream ready");
+            }
+        });
+    }
+
+    let publisher = Publisher::new(config.nats.queue_size);
+    // The publisher outlives the bridges: it flushes what they queued last.
+    let publisher_stop = CancellationToken::new();
+    let publisher_task = tokio::spawn(publisher.clone().run(
+        bus.clone(),
+        publisher_stop.clone(),
+        DRAIN,
+    ));
+
+    for bridge in bridges {
+        let name = bridge.name().to_string();
+        health.set_bridge(&name, status::State::Connecting(String::new()));
+        let channels: Vec<_> = config
+            .rooms
+            .iter()
+            .flat_map(|r| r.channels.iter())
+            .filter(|c| c.bridge == name)
+            .map(|c| (c.channel.clone(), c.direction))
+            .collect();
+        let inbound = Inbound::new(&config, &name, publisher.clone());
+        tasks.spawn(bridge::supervise(
+            bridge.clone(),
+            inbound,
+            channels,
+            health.clone(),
+            shutdown.clone(),
+        ));
+        let routes = Arc::new(Routes::new(&config, &name));
+        tasks.spawn(router::run_outbound(
+            bus.clone(),
+            bridge,
+            routes,
+            OutboundTiming {
+                drain: DRAIN,
+                since: started,
+            },
+            shutdown.clone(),
+        ));
+    }
+    tracing::info!(
+        bridges = ?config.enabled_bridges().map(|b| b.name.as_str()).collect::<Vec<_>>(),
+        rooms = config.rooms.len(),
+        "jetbridge running"
+    );
+
+    shutdown.cancelled().await;
+    tracing::info!("shutting down: draining deliveries");
+    while tasks.join_next().await.is_some() {}
+    publisher_stop.cancel();
+    let _ = publisher_task.await;
+    bus.flush().await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,356 @@
+//! The `jetbridge` command line: `run` (default), `check`, `tail`, `send`, `schema`.
+//! The only user of anyhow; everything it does is the library's.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use futures::StreamExt;
+use tokio_util::sync::CancellationToken;
+
+use jetbridge::bus::{Bus, ReadFrom};
+use jetbridge::config::{self, Config, ConfigError};
+use jetbridge::event::{self, ChatEvent};
+use jetbridge::render;
+use jetbridge::status::Health;
+
+#[derive(Parser)]
+#[command(
+    name = "jetbridge",
+    version,
+    about = "Chat bridged between Twitch, Discord, Slack and the web through NATS JetStream"
+)]
+struct Cli {
+    /// Configuration file.
+    #[arg(
+        long,
+        global = true,
+        env = "JETBRIDGE_CONFIG",
+        default_value = "bridges.toml"
+    )]
+    config: PathBuf,
+    /// Log line format.
+    #[arg(
+        long,
+        global = true,
+        env = "JETBRIDGE_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the bridges (the default).
+    Run,
+    /// Validate the configuration and print the resolved rooms and routes.
+    Check {
+        /// Also fail on warnings (channels of disabled bridges, read-only accounts).
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Print a room's events (or every room's) as they arrive.
+    Tail {
+        room: Option<String>,
+        /// Start with the last N events.
+        #[arg(long, conflicts_with = "since")]
+        last: Option<u64>,
+        /// Start with the events of the last DURATION ("10m", "2h").
+        #[arg(long, value_parser = humantime::parse_duration)]
+        since: Option<Duration>,
+        /// Print each event as its JSON line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Publish a message to a room as the web surface would.
+    Send {
+        room: String,
+        text: String,
+        /// Author name.
+        #[arg(long = "as", default_value = "jetbridge")]
+        author: String,
+    },
+    /// Print the JSON Schema of the event.
+    Schema,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(ce) = e.downcast_ref::<ConfigError>() {
+                eprint!("error: {ce}");
+                return ExitCode::from(2);
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command.unwrap_or(Command::Run) {
+        Command::Schema => {
+            println!("{}", event::json_schema());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { strict } => {
+            let config = config::load(&cli.config)?;
+            print_check(&config);
+            if strict && !config.warnings.is_empty() {
+                eprintln!(
+                    "error: {} warning(s) and --strict was given",
+                    config.warnings.len()
+                );
+                return Ok(ExitCode::from(2));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Run => {
+            let config = config::load(&cli.config)?;
+            let shutdown = CancellationToken::new();
+            tokio::spawn(signal_shutdown(shutdown.clone()));
+            jetbridge::run(config, Health::default(), shutdown).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Send { room, text, author } => {
+            let config = config::load(&cli.config)?;
+            if config.room(&room).is_none() {
+                bail!("unknown room {room:?} (known: {})", room_names(&config));
+            }
+            let text = text.trim().to_string();
+            if text.is_empty() {
+                bail!("the text is empty");
+            }
+            let bus = connect(&config).await?;
+            let ev = ChatEvent::web(&room, &author, text);
+            let seq = bus.publish_now(&ev).await?;
+            println!("{} (seq {seq})", ev.id);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Tail {
+            room,
+            last,
+            since,
+            json,
+        } => {
+            let config = config::load(&cli.config)?;
+            if let Some(r) = &room
+                && config.room(r).is_none()
+            {
+                bail!("unknown room {r:?} (known: {})", room_names(&config));
+            }
+            let bus = connect(&config).await?;
+            tail(&bus, room.as_deref(), last, since, json).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn room_names(config: &Config) -> String {
+    config
+        .rooms
+        .iter()
+        .map(|r| r.name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn connect(config: &Config) -> anyhow::Result<Bus> {
+    let bus = Bus::connect(&config.nats, Health::default(), false).await?;
+    bus.ensure_stream()
+        .await
+        .context("the chat stream is not available")?;
+    Ok(bus)
+}
+
+async fn signal_shutdown(token: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    token.cancel();
+}
+
+async fn tail(
+    bus: &Bus,
+    room: Option<&str>,
+    last: Option<u64>,
+    since: Option<Duration>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let filter = match room {
+        Some(r) => event::room_filter(r),
+        None => event::all_filter(),
+    };
+    let start = match (last, since) {
+        (_, Some(d)) => {
+            let d = time::Duration::try_from(d).context("--since is too long")?;
+            ReadFrom::Time(time::OffsetDateTime::now_utc() - d)
+        }
+        (Some(n), None) => ReadFrom::Sequence(bus.start_for_last(&filter, n).await?),
+        (None, None) => ReadFrom::New,
+    };
+    let mut messages = bus.read_ordered(&filter, start).await?;
+    let mut out = std::io::stdout().lock();
+    while let Some(msg) = messages.next().await {
+        let msg = msg.context("reading the stream")?;
+        if json {
+            out.write_all(&msg.payload)?;
+            out.write_all(b"\n")?;
+        } else {
+            match serde_json::from_slice::<ChatEvent>(&msg.payload) {
+                Ok(ev) => writeln!(out, "{}", human(&ev))?,
+                Err(e) => writeln!(out, "? {}: not a chat event ({e})", msg.subject)?,
+            }
+        }
+        out.flush()?;
+    }
+    Ok(())
+}
+
+fn human(ev: &ChatEvent) -> String {
+    let ts = ev.ts.format("%H:%M:%S");
+    let origin = format!("{}/{}", ev.source.bridge, ev.source.channel);
+    let text = render::single_line(&render::markup_to_plain(&ev.text));
+    match ev.kind {
+        event::EventKind::Message => {
+            format!("{ts} [{}] {origin} {}: {text}", ev.room, ev.author_name())
+        }
+        event::EventKind::Edit => format!(
+            "{ts} [{}] {origin} {} edited {}: {text}",
+            ev.room,
+            ev.author_name(),
+            ev.target.as_deref().unwrap_or("?")
+        ),
+        event::EventKind::Delete => format!(
+            "{ts} [{}] {origin} deleted {}",
+            ev.room,
+            ev.target.as_deref().unwrap_or("?")
+        ),
+    }
+}
+
+/// The resolved configuration, secrets redacted.
+fn print_check(config: &Config) {
+    const SECRET_KEYS: &[&str] = &["token", "password", "app_token", "bot_token", "api_token"];
+    println!("configuration {} is valid", config.source);
+    println!(
+        "nats: {} stream {} (max_age {}, duplicate_window {})",
+        config.nats.url,
+        config.nats.stream,
+        humantime::format_duration(config.nats.max_age),
+        humantime::format_duration(config.nats.duplicate_window)
+    );
+    if !config.nats.token.is_empty() {
+        println!("  token {}", config.nats.token);
+    }
+    if config.http.enabled {
+        let sending = if config.http.api_token.is_empty() {
+            "sending disabled".to_string()
+        } else {
+            format!("api_token {}", config.http.api_token)
+        };
+        println!("http: {} ({sending})", config.http.listen);
+    } else {
+        println!("http: disabled");
+    }
+    println!("bridges:");
+    for b in config.bridges.values() {
+        let state = if b.common.enabled {
+            "enabled"
+        } else {
+            "disabled"
+        };
+        let mut keys = Vec::new();
+        if let serde_json::Value::Object(map) = &b.settings {
+            for (k, v) in map {
+                let shown = if SECRET_KEYS.contains(&k.as_str()) {
+                    match v.as_str() {
+                        Some("") | None if !v.is_number() => "\"\"".to_string(),
+                        _ => "<redacted>".to_string(),
+                    }
+                } else {
+                    v.to_string()
+                };
+                keys.push(format!("{k}={shown}"));
+            }
+        }
+        println!("  {} ({}, {state}) {}", b.name, b.platform, keys.join(" "));
+    }
+    println!("rooms:");
+    for r in &config.rooms {
+        println!("  {} -> subjects {}", r.name, event::room_filter(&r.name));
+        for c in &r.channels {
+            let dir = match c.direction {
+                config::Direction::In => "in  ",
+                config::Direction::Out => "out ",
+                config::Direction::Both => "both",
+            };
+            let live = if config.bridge_enabled(&c.bridge) {
+                ""
+            } else {
+                " (bridge disabled: skipped)"
+            };
+            println!(
+                "    {dir} {}:{} publishes on {}{live}",
+                c.bridge,
+                c.channel,
+                event::subject(&r.name, &c.bridge, &c.channel)
+            );
+        }
+        println!("    both web:api (HTTP API and chat page)");
+    }
+    for w in &config.warnings {
+        println!("warning: {w}");
+    }
+}

@@ -1,0 +1,608 @@
+//! Outbound routing: from the stream to the channels of one bridge.
+//!
+//! Per bridge, one durable consumer (see `Bus::outbound_consumer`) feeds a
+//! dispatcher that works out each event's destinations (the bridge's writable
+//! channels in the event's room, minus the source channel, minus what the rules
+//! ignore) and hands it to one worker task per destination channel. A worker
+//! delivers its channel's events strictly in stream order, paced to the
+//! platform's limit, coalescing a backlog, retrying failures with backoff; one
+//! slow or broken channel only holds up itself. A stream message is acked once
+//! every destination has it — after its copy is recorded in the id map, so a
+//! redelivery (crash, another instance) finds the record and is not posted twice.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_nats::jetstream::message::{AckKind, Acker};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::backoff::Backoff;
+use crate::bridge::{Action, Bridge, DeliverError, Delivery};
+use crate::bus::{Bus, IdMap, Posted};
+use crate::config::{Config, Rules};
+use crate::event::{self, ChatEvent, EventKind};
+use crate::ratelimit::Limiter;
+use crate::render;
+
+/// Where one bridge's outbound events go, per room.
+#[derive(Debug, Default)]
+pub struct Routes {
+    bridge: String,
+    rooms: HashMap<String, RoomRoutes>,
+}
+
+#[derive(Debug, Default)]
+struct RoomRoutes {
+    rules: Rules,
+    /// Rules of every channel of the room, by (bridge, channel): a channel's rules
+    /// apply to what it sends and to what it receives.
+    channel_rules: HashMap<(String, String), Rules>,
+    /// This bridge's channels that the room writes to.
+    destinations: Vec<String>,
+}
+
+impl Routes {
+    /// The routes of `bridge` in `config`. Channels of disabled bridges are absent.
+    pub fn new(config: &Config, bridge: &str) -> Routes {
+        let mut rooms = HashMap::new();
+        for room in &config.rooms {
+            let destinations: Vec<String> = room
+                .channels
+                .iter()
+                .filter(|c| c.bridge == bridge && c.direction.writes())
+                .map(|c| c.channel.clone())
+                .collect();
+            if destinations.is_empty() {
+                continue;
+            }
+            let channel_rules = room
+                .channels
+                .iter()
+                .filter(|c| !c.rules.is_empty())
+                .map(|c| ((c.bridge.clone(), c.channel.clone()), c.rules.clone()))
+                .collect();
+            rooms.insert(
+                room.name.clone(),
+                RoomRoutes {
+                    rules: room.rules.clone(),
+                    channel_rules,
+                    destinations,
+                },
+            );
+        }
+        Routes {
+            bridge: bridge.to_string(),
+            rooms,
+        }
+    }
+
+    /// Stream filters covering every room this bridge writes to.
+    pub fn filters(&self) -> Vec<String> {
+        let mut f: Vec<String> = self.rooms.keys().map(|r| event::room_filter(r)).collect();
+        f.sort();
+        f
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rooms.is_empty()
+    }
+
+    /// The channels of this bridge that should receive `ev`.
+    pub fn destinations<'a>(&'a self, ev: &ChatEvent) -> Vec<&'a str> {
+        let Some(room) = self.rooms.get(&ev.room) else {
+            return Vec::new();
+        };
+        let source_key = (ev.source.bridge.clone(), ev.source.channel.clone());
+        // Rules decide what is relayed; a delete of something never relayed finds no
+        // copy and does nothing, so deletes pass.
+        let filtered = ev.kind != EventKind::Delete;
+        if filtered
+            && (ignored(&room.rules, ev)
+                || room
+                    .channel_rules
+                    .get(&source_key)
+                    .is_some_and(|r| ignored(r, ev)))
+        {
+            return Vec::new();
+        }
+        room.destinations
+            .iter()
+            // Never back to where it came from.
+            .filter(|ch| !(ev.source.bridge == self.bridge && ev.source.channel == **ch))
+            .filter(|ch| {
+                !filtered
+                    || !room
+                        .channel_rules
+                        .get(&(self.bridge.clone(), (*ch).clone()))
+                        .is_some_and(|r| ignored(r, ev))
+            })
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// Whether `rules` say `ev` is not relayed.
+pub fn ignored(rules: &Rules, ev: &ChatEvent) -> bool {
+    if let Some(a) = &ev.author {
+        let id = a.id.to_lowercase();
+        let name = a.name.to_lowercase();
+        if rules.ignore_authors.iter().any(|x| *x == id || *x == name) {
+            return true;
+        }
+    }
+    let plain = render::markup_to_plain(&ev.text);
+    rules.ignore_text.iter().any(|re| re.is_match(&plain))
+}
+
+/// One stream message awaiting its destinations.
+struct Tracker {
+    seq: u64,
+    remaining: AtomicUsize,
+    acker: tokio::sync::Mutex<Acker>,
+    settled: AtomicBool,
+}
+
+impl Tracker {
+    /// One destination is done; the last one acks the stream message.
+    async fn done(&self, inflight: &Inflight) {
+        if self.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.settle(inflight, AckKind::Ack).await;
+        }
+    }
+
+    /// Give the message back to JetStream for immediate redelivery (shutdown with
+    /// work left); destinations already done are skipped then via the id map.
+    async fn abandon(&self, inflight: &Inflight) {
+        self.settle(inflight, AckKind::Nak(None)).await;
+    }
+
+    async fn settle(&self, inflight: &Inflight, kind: AckKind) {
+        if self.settled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        inflight.lock().remove(&self.seq);
+        if let Err(e) = self.acker.lock().await.ack_with(kind).await {
+            // JetStream redelivers an unacked message; the id map prevents a repost.
+            tracing::warn!(seq = self.seq, error = %e, "ack failed");
+        }
+    }
+}
+
+#[derive(Clone, Default)]
+struct Inflight(Arc<std::sync::Mutex<HashMap<u64, Arc<Tracker>>>>);
+
+impl Inflight {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Arc<Tracker>>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A unit of work for one channel worker.
+struct Item {
+    event: Arc<ChatEvent>,
+    tracker: Arc<Tracker>,
+    /// JetStream delivered it before: check the id map before posting.
+    redelivered: bool,
+    received: Instant,
+}
+
+/// Timing knobs of outbound delivery.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboundTiming {
+    /// How long workers may keep delivering after shutdown begins.
+    pub drain: Duration,
+    /// When this process started: where a brand-new consumer begins.
+    pub since: time::OffsetDateTime,
+}
+
+/// Deliver the stream to `bridge`'s channels until `shutdown`, then drain.
+pub async fn run_outbound(
+    bus: Bus,
+    bridge: Arc<dyn Bridge>,
+    routes: Arc<Routes>,
+    timing: OutboundTiming,
+    shutdown: CancellationToken,
+) {
+    let name = bridge.name().to_string();
+    let span = tracing::info_span!("outbound", bridge = %name);
+    async move {
+        if routes.is_empty() {
+            tracing::debug!("no channel to write to");
+            return;
+        }
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+        let idmap = loop {
+            match bus.id_map(&name).await {
+                Ok(m) => break m,
+                Err(e) => tracing::warn!(error = %e, "id map not ready, retrying"),
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+            }
+        };
+        // Workers stop on `hard_stop`: shutdown plus the drain period.
+        let hard_stop = CancellationToken::new();
+        let inflight = Inflight::default();
+        let mut workers: HashMap<String, mpsc::UnboundedSender<Item>> = HashMap::new();
+        let mut tasks = JoinSet::new();
+        backoff.reset();
+        'outer: loop {
+            let consumer = match bus.outbound_consumer(&name, routes.filters(), timing.since).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "consumer not ready, retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break 'outer,
+                        _ = tokio::time::sleep(backoff.next_delay()) => continue,
+                    }
+                }
+            };
+            let mut messages = match consumer
+                .stream()
+                .max_messages_per_batch(256)
+                .heartbeat(Duration::from_secs(5))
+                .expires(Duration::from_secs(30))
+                .messages()
+                .await
+            {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read consumer, retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break 'outer,
+                        _ = tokio::time::sleep(backoff.next_delay()) => continue,
+                    }
+                }
+            };
+            tracing::info!(filters = ?routes.filters(), "delivering");
+            loop {
+                let next = tokio::select! {
+                    _ = shutdown.cancelled() => break 'outer,
+                    next = messages.next() => next,
+                };
+                let msg = match next {
+                    Some(Ok(m)) => m,
+                    Some(Err(e)) => {
+                        // Heartbeats missed (NATS restarting) or the consumer went
+                        // away: build it again.
+                        tracing::warn!(error = %e, "consumer read failed, resubscribing");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break 'outer,
+                            _ = tokio::time::sleep(backoff.next_delay()) => continue 'outer,
+                        }
+                    }
+                    None => continue 'outer,
+                };
+                backoff.reset();
+                let (seq, delivered, pending) = match msg.info() {
+                    Ok(i) => (i.stream_sequence, i.delivered, i.pending),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "message without JetStream metadata");
+                        continue;
+                    }
+                };
+                metrics::gauge!("jetbridge_consumer_pending", "bridge" => name.clone())
+                    .set(pending as f64);
+                let (message, acker) = msg.split();
+                let held = inflight.lock().get(&seq).cloned();
+                if let Some(t) = held {
+                    // Redelivered while we still hold it (a slow channel outlived
+                    // ack_wait): it is already queued; ack with the newest handle.
+                    *t.acker.lock().await = acker;
+                    continue;
+                }
+                let ev: ChatEvent = match serde_json::from_slice(&message.payload) {
+                    Ok(ev) => ev,
+                    Err(e) => {
+                        tracing::error!(seq, subject = %message.subject, error = %e, "not a chat event, skipping");
+                        metrics::counter!("jetbridge_delivery_failures_total", "bridge" => name.clone(), "reason" => "invalid_event").increment(1);
+                        let _ = acker.ack_with(AckKind::Term).await;
+                        continue;
+                    }
+                };
+                let destinations = routes.destinations(&ev);
+                if destinations.is_empty() {
+                    let _ = acker.ack().await;
+                    continue;
+                }
+                let tracker = Arc::new(Tracker {
+                    seq,
+                    remaining: AtomicUsize::new(destinations.len()),
+                    acker: tokio::sync::Mutex::new(acker),
+                    settled: AtomicBool::new(false),
+                });
+                inflight.lock().insert(seq, tracker.clone());
+                let ev = Arc::new(ev);
+                for ch in destinations {
+                    let tx = workers.entry(ch.to_string()).or_insert_with(|| {
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        let worker = Worker {
+                            bridge: bridge.clone(),
+                            channel: ch.to_string(),
+                            idmap: idmap.clone(),
+                            inflight: inflight.clone(),
+                            limiter: Limiter::new(bridge.spec().rate),
+                            hard_stop: hard_stop.clone(),
+                        };
+                        let span = tracing::info_span!("channel", channel = %ch);
+                        tasks.spawn(worker.run(rx).instrument(span));
+                        tx
+                    });
+                    let _ = tx.send(Item {
+                        event: ev.clone(),
+                        tracker: tracker.clone(),
+                        redelivered: delivered > 1,
+                        received: Instant::now(),
+                    });
+                }
+            }
+        }
+        // Stop feeding; let workers finish their queues until the drain deadline.
+        drop(workers);
+        let deadline = tokio::time::sleep(timing.drain);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                joined = tasks.join_next() => if joined.is_none() { break },
+                _ = &mut deadline => {
+                    hard_stop.cancel();
+                    while tasks.join_next().await.is_some() {}
+                    break;
+                }
+            }
+        }
+        tracing::info!("outbound stopped");
+    }
+    .instrument(span)
+    .await
+}
+
+struct Worker {
+    bridge: Arc<dyn Bridge>,
+    channel: String,
+    idmap: IdMap,
+    inflight: Inflight,
+    limiter: Limiter,
+    hard_stop: CancellationToken,
+}
+
+impl Worker {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Item>) {
+        let mut queue: VecDeque<Item> = VecDeque::new();
+        let mut closed = false;
+        loop {
+            while let Ok(item) = rx.try_recv() {
+                queue.push_back(item);
+            }
+            if queue.is_empty() {
+                if closed {
+                    return;
+                }
+                tokio::select! {
+                    item = rx.recv() => match item {
+                        Some(item) => queue.push_back(item),
+                        None => closed = true,
+                    },
+                    _ = self.hard_stop.cancelled() => return,
+                }
+                continue;
+            }
+            let wait = self.limiter.delay(Instant::now());
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = self.hard_stop.cancelled() => break,
+                }
+                // More may have queued meanwhile: coalesce with it.
+                continue;
+            }
+            let batch = self.take_batch(&mut queue);
+            if !self.deliver(batch).await {
+                break;
+            }
+        }
+        // Stopped with work left: hand it back to JetStream.
+        for item in queue
+            .drain(..)
+            .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+        {
+            item.tracker.abandon(&self.inflight).await;
+        }
+    }
+
+    /// The head of the queue, plus the messages behind it when the channel is
+    /// behind by more than `coalesce_after` and they fit in one post.
+    fn take_batch(&self, queue: &mut VecDeque<Item>) -> Vec<(Item, Vec<String>)> {
+        // Queue is non-empty here (checked by the caller).
+        let head = queue.pop_front().expect("non-empty queue");
+        let head_parts = self.bridge.render(&head.event, &self.channel);
+        let coalesce_after = self.bridge.common().coalesce_after;
+        let lagging = head.received.elapsed() >= coalesce_after;
+        if !(lagging && head.event.kind == EventKind::Message && head_parts.len() == 1) {
+            return vec![(head, head_parts)];
+        }
+        let spec = self.bridge.spec();
+        let mut len = render::char_len(&head_parts[0]);
+        let mut batch = vec![(head, head_parts)];
+        while let Some(next) = queue.front() {
+            if next.event.kind != EventKind::Message || next.event.reply_to.is_some() {
+                break;
+            }
+            let parts = self.bridge.render(&next.event, &self.channel);
+            let add =
+                render::char_len(spec.joiner) + parts.first().map_or(0, |p| render::char_len(p));
+            if parts.len() != 1 || len + add > spec.max_chars {
+                break;
+            }
+            len += add;
+            // front() was Some.
+            let item = queue.pop_front().expect("peeked item");
+            batch.push((item, parts));
+        }
+        batch
+    }
+
+    /// Deliver a batch (one event, or several coalesced into one post). Returns
+    /// false when stopped before it was done.
+    async fn deliver(&mut self, mut batch: Vec<(Item, Vec<String>)>) -> bool {
+        // Skip what an earlier delivery already posted (crash, failover).
+        if batch.iter().any(|(i, _)| i.redelivered) {
+            let mut kept = Vec::with_capacity(batch.len());
+            for (item, parts) in batch {
+                if item.redelivered && self.recorded(&item.event.id).await {
+                    tracing::debug!(event_id = %item.event.id, "already delivered");
+                    item.tracker.done(&self.inflight).await;
+                } else {
+                    kept.push((item, parts));
+                }
+            }
+            batch = kept;
+            if batch.is_empty() {
+                return true;
+            }
+        }
+        let head = &batch[0].0;
+        let ev = head.event.clone();
+        let spec = self.bridge.spec();
+        // Look up the copies this event refers to.
+        let referenced = match ev.kind {
+            EventKind::Message => ev.reply_to.clone(),
+            EventKind::Edit | EventKind::Delete => ev.target.clone(),
+        };
+        let reference = match referenced {
+            Some(id) => match self.lookup(&id).await {
+                Some(p) => Some(p),
+                None if ev.kind != EventKind::Message => {
+                    // Nothing of ours to edit or delete in this channel.
+                    head.tracker.done(&self.inflight).await;
+                    return true;
+                }
+                None => None,
+            },
+            None => None,
+        };
+        if ev.kind == EventKind::Edit && !spec.can_edit {
+            head.tracker.done(&self.inflight).await;
+            return true;
+        }
+        let parts: Vec<String> = if batch.len() == 1 {
+            batch[0].1.clone()
+        } else {
+            vec![
+                batch
+                    .iter()
+                    .map(|(_, p)| p[0].as_str())
+                    .collect::<Vec<_>>()
+                    .join(spec.joiner),
+            ]
+        };
+        let n_parts = parts.len().max(1);
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
+        let posted = loop {
+            let action = match ev.kind {
+                EventKind::Message => Action::Post {
+                    parts: parts.clone(),
+                    reply_to: reference.as_ref(),
+                },
+                // `reference` is Some for edits and deletes (checked above).
+                EventKind::Edit => Action::Edit {
+                    target: reference.as_ref().expect("edit target"),
+                    parts: parts.clone(),
+                },
+                EventKind::Delete => Action::Delete {
+                    target: reference.as_ref().expect("delete target"),
+                },
+            };
+            let delivery = Delivery {
+                channel: &self.channel,
+                event: &ev,
+                action,
+            };
+            let wait = match self.bridge.deliver(delivery).await {
+                Ok(posted) => break Some(posted),
+                Err(DeliverError::Reject(reason)) => {
+                    tracing::error!(event_id = %ev.id, %reason, "delivery rejected, skipping");
+                    self.count_failure("rejected");
+                    break None;
+                }
+                Err(DeliverError::RateLimited(after)) => {
+                    tracing::warn!(event_id = %ev.id, retry_after = ?after, "rate limited by platform");
+                    self.count_failure("rate_limited");
+                    self.limiter.block_for(Instant::now(), after);
+                    after
+                }
+                Err(DeliverError::Retry(reason)) => {
+                    let d = backoff.next_delay();
+                    tracing::warn!(event_id = %ev.id, %reason, retry_in = ?d, "delivery failed, retrying");
+                    self.count_failure("retry");
+                    d
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.hard_stop.cancelled() => {
+                    for (item, _) in &batch {
+                        item.tracker.abandon(&self.inflight).await;
+                    }
+                    return false;
+                }
+            }
+        };
+        let now = Instant::now();
+        for _ in 0..n_parts {
+            self.limiter.record(now);
+        }
+        let bridge = self.bridge.name().to_string();
+        let room = ev.room.clone();
+        for (item, _) in &batch {
+            if let Some(posted) = &posted {
+                // Recorded before the ack: a redelivery after a crash here finds it.
+                if let Err(e) = self.idmap.put(&self.channel, &item.event.id, posted).await {
+                    tracing::warn!(event_id = %item.event.id, error = %e, "cannot record delivery");
+                }
+                let latency = (chrono::Utc::now() - item.event.ts)
+                    .to_std()
+                    .unwrap_or_default();
+                metrics::histogram!("jetbridge_relay_latency_seconds", "bridge" => bridge.clone())
+                    .record(latency.as_secs_f64());
+            }
+            tracing::debug!(event_id = %item.event.id, "delivered");
+            metrics::counter!("jetbridge_messages_out_total", "bridge" => bridge.clone(), "room" => room.clone(), "kind" => item.event.kind.as_str())
+                .increment(1);
+            item.tracker.done(&self.inflight).await;
+        }
+        if batch.len() > 1 {
+            tracing::info!(messages = batch.len(), "coalesced a backlog into one post");
+            metrics::counter!("jetbridge_coalesced_total", "bridge" => bridge)
+                .increment(batch.len() as u64);
+        }
+        true
+    }
+
+    async fn recorded(&self, event_id: &str) -> bool {
+        matches!(self.idmap.get(&self.channel, event_id).await, Ok(Some(_)))
+    }
+
+    async fn lookup(&self, event_id: &str) -> Option<Posted> {
+        match self.idmap.get(&self.channel, event_id).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(event_id, error = %e, "id map lookup failed");
+                None
+            }
+        }
+    }
+
+    fn count_failure(&self, reason: &'static str) {
+        metrics::counter!("jetbridge_delivery_failures_total", "bridge" => self.bridge.name().to_string(), "reason" => reason)
+            .increment(1);
+    }
+}

@@ -1,0 +1,320 @@
+//! A fake Twitch chat server speaking the IRC that twitch-irc expects: CAP ACK,
+//! welcome numerics, JOIN echo with ROOMSTATE/USERSTATE, PING/PONG, tagged PRIVMSG
+//! and CLEARMSG. It records every line a client sends, and can refuse logins or
+//! drop connections to test failure paths.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, Notify, mpsc};
+
+/// A connection's writer and the channels it joined.
+type Conn = (mpsc::UnboundedSender<String>, HashSet<String>);
+
+#[derive(Default)]
+struct State {
+    /// Every line received from any client, in order.
+    lines: Mutex<Vec<String>>,
+    /// Writers of the open connections, with the channels each joined.
+    conns: Mutex<HashMap<usize, Conn>>,
+    accepted: AtomicUsize,
+    reject_login: AtomicBool,
+    changed: Notify,
+}
+
+pub struct FakeTwitch {
+    pub addr: SocketAddr,
+    state: Arc<State>,
+    next_id: AtomicUsize,
+}
+
+/// A PRIVMSG as a client sent it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub channel: String,
+    pub text: String,
+}
+
+impl FakeTwitch {
+    pub async fn start() -> FakeTwitch {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let state = Arc::new(State::default());
+        let st = state.clone();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = listener.accept().await {
+                let id = st.accepted.fetch_add(1, Ordering::SeqCst);
+                st.changed.notify_waiters();
+                tokio::spawn(serve(sock, id, st.clone()));
+            }
+        });
+        FakeTwitch {
+            addr,
+            state,
+            next_id: AtomicUsize::new(1),
+        }
+    }
+
+    /// `server` value for the config.
+    pub fn server(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// Answer the next logins with "Login authentication failed".
+    pub fn reject_logins(&self, reject: bool) {
+        self.state.reject_login.store(reject, Ordering::SeqCst);
+    }
+
+    pub fn accepted(&self) -> usize {
+        self.state.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Close every client connection (as a server restart would).
+    pub async fn drop_connections(&self) {
+        self.state.conns.lock().await.clear();
+    }
+
+    /// Every line received so far.
+    pub async fn lines(&self) -> Vec<String> {
+        self.state.lines.lock().await.clone()
+    }
+
+    /// The PRIVMSGs received for `channel` (`#name`), in order.
+    pub async fn sent(&self, channel: &str) -> Vec<String> {
+        self.lines()
+            .await
+            .iter()
+            .filter_map(|l| parse_privmsg(l))
+            .filter(|s| s.channel == channel)
+            .map(|s| s.text)
+            .collect()
+    }
+
+    /// Wait until `cond` holds over the received lines, or panic with what was seen.
+    pub async fn wait_for<F>(&self, what: &str, timeout: Duration, mut cond: F)
+    where
+        F: FnMut(&[String]) -> bool,
+    {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.state.changed.notified();
+            {
+                let lines = self.state.lines.lock().await;
+                if cond(&lines) {
+                    return;
+                }
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    let lines = self.lines().await;
+                    panic!("timed out waiting for {what}; received {} lines:\n{}", lines.len(), lines.join("\n"));
+                }
+            }
+        }
+    }
+
+    /// Wait until `n` PRIVMSGs for `channel` arrived; returns their texts.
+    pub async fn wait_sent(&self, channel: &str, n: usize, timeout: Duration) -> Vec<String> {
+        let ch = channel.to_string();
+        self.wait_for(&format!("{n} PRIVMSGs to {channel}"), timeout, |lines| {
+            lines
+                .iter()
+                .filter_map(|l| parse_privmsg(l))
+                .filter(|s| s.channel == ch)
+                .count()
+                >= n
+        })
+        .await;
+        self.sent(channel).await
+    }
+
+    /// Wait until some connection joined every one of `channels`.
+    pub async fn wait_joined(&self, channels: &[&str], timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.state.changed.notified();
+            {
+                let conns = self.state.conns.lock().await;
+                let joined: HashSet<&String> = conns.values().flat_map(|(_, j)| j.iter()).collect();
+                if channels.iter().all(|c| joined.contains(&c.to_string())) {
+                    return;
+                }
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(deadline) => panic!("timed out waiting for JOIN of {channels:?}"),
+            }
+        }
+    }
+
+    /// Deliver a chat message from `login` to `channel`; returns its message id.
+    pub async fn privmsg(&self, channel: &str, login: &str, display: &str, text: &str) -> String {
+        let id = format!(
+            "00000000-0000-4000-8000-{:012}",
+            self.next_id.fetch_add(1, Ordering::SeqCst)
+        );
+        self.privmsg_with(channel, login, display, &id, text, "")
+            .await;
+        id
+    }
+
+    /// Like [`privmsg`](Self::privmsg) with a given id and extra tags (`k=v;…`).
+    pub async fn privmsg_with(
+        &self,
+        channel: &str,
+        login: &str,
+        display: &str,
+        id: &str,
+        text: &str,
+        extra_tags: &str,
+    ) {
+        let extra = if extra_tags.is_empty() {
+            String::new()
+        } else {
+            format!("{extra_tags};")
+        };
+        let line = format!(
+            "@{extra}badge-info=;badges=;color=#0000FF;display-name={display};emotes=;first-msg=0;flags=;id={id};mod=0;returning-chatter=0;room-id=4242;subscriber=0;tmi-sent-ts={};turbo=0;user-id=1{};user-type= :{login}!{login}@{login}.tmi.twitch.tv PRIVMSG {channel} :{text}",
+            now_ms(),
+            login.len()
+        );
+        self.broadcast(channel, line).await;
+    }
+
+    /// A moderator deleted message `id` of `login` in `channel`.
+    pub async fn clearmsg(&self, channel: &str, login: &str, id: &str, text: &str) {
+        let line = format!(
+            "@login={login};room-id=;target-msg-id={id};tmi-sent-ts={} :tmi.twitch.tv CLEARMSG {channel} :{text}",
+            now_ms()
+        );
+        self.broadcast(channel, line).await;
+    }
+
+    async fn broadcast(&self, channel: &str, line: String) {
+        let conns = self.state.conns.lock().await;
+        let mut delivered = false;
+        for (tx, joined) in conns.values() {
+            if joined.contains(channel) && !delivered {
+                delivered = tx.send(line.clone()).is_ok();
+            }
+        }
+        assert!(delivered, "no connection has joined {channel}");
+    }
+}
+
+fn now_ms() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default()
+}
+
+/// `PRIVMSG #chan :text` (possibly with tags or prefix) → channel and text.
+pub fn parse_privmsg(line: &str) -> Option<Sent> {
+    let mut rest = line;
+    if rest.starts_with('@') {
+        rest = rest.split_once(' ')?.1;
+    }
+    if rest.starts_with(':') {
+        rest = rest.split_once(' ')?.1;
+    }
+    let rest = rest.strip_prefix("PRIVMSG ")?;
+    let (channel, text) = rest.split_once(' ')?;
+    let text = text.strip_prefix(':').unwrap_or(text);
+    Some(Sent {
+        channel: channel.to_string(),
+        text: text.to_string(),
+    })
+}
+
+async fn serve(sock: tokio::net::TcpStream, index: usize, st: Arc<State>) {
+    let (read, mut write) = sock.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    st.conns
+        .lock()
+        .await
+        .insert(index, (tx.clone(), HashSet::new()));
+    let writer = tokio::spawn(async move {
+        while let Some(line) = rx.recv().await {
+            if write
+                .write_all(format!("{line}\r\n").as_bytes())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        let _ = write.shutdown().await;
+    });
+    let mut lines = BufReader::new(read).lines();
+    let mut nick = String::from("justinfan");
+    while let Ok(Some(line)) = lines.next_line().await {
+        st.lines.lock().await.push(line.clone());
+        st.changed.notify_waiters();
+        let (cmd, args) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+        match cmd {
+            "CAP" => {
+                let caps = args.split_once(':').map(|(_, c)| c).unwrap_or("");
+                let _ = tx.send(format!(":tmi.twitch.tv CAP * ACK :{caps}"));
+            }
+            "NICK" => {
+                nick = args.trim().to_string();
+                if st.reject_login.load(Ordering::SeqCst) && !nick.starts_with("justinfan") {
+                    let _ = tx.send(":tmi.twitch.tv NOTICE * :Login authentication failed".into());
+                    break;
+                }
+                for (num, text) in [
+                    ("001", "Welcome, GLHF!"),
+                    ("002", "Your host is tmi.twitch.tv"),
+                    ("003", "This server is rather new"),
+                    ("004", "-"),
+                    ("375", "-"),
+                    ("372", "You are in a maze of twisty passages, all alike."),
+                    ("376", ">"),
+                ] {
+                    let _ = tx.send(format!(":tmi.twitch.tv {num} {nick} :{text}"));
+                }
+            }
+            "JOIN" => {
+                for ch in args.trim().split(',') {
+                    let _ = tx.send(format!(":{nick}!{nick}@{nick}.tmi.twitch.tv JOIN {ch}"));
+                    let _ = tx.send(format!(
+                        "@emote-only=0;followers-only=-1;r9k=0;room-id=4242;slow=0;subs-only=0 :tmi.twitch.tv ROOMSTATE {ch}"
+                    ));
+                    let _ = tx.send(format!(
+                        "@badge-info=;badges=;color=;display-name={nick};emote-sets=0;mod=0;subscriber=0;user-type= :tmi.twitch.tv USERSTATE {ch}"
+                    ));
+                    if let Some((_, joined)) = st.conns.lock().await.get_mut(&index) {
+                        joined.insert(ch.to_string());
+                    }
+                }
+                st.changed.notify_waiters();
+            }
+            "PART" => {
+                for ch in args.trim().split(',') {
+                    let _ = tx.send(format!(":{nick}!{nick}@{nick}.tmi.twitch.tv PART {ch}"));
+                    if let Some((_, joined)) = st.conns.lock().await.get_mut(&index) {
+                        joined.remove(ch);
+                    }
+                }
+            }
+            "PING" => {
+                let arg = args.trim_start_matches(':');
+                let _ = tx.send(format!(":tmi.twitch.tv PONG tmi.twitch.tv :{arg}"));
+            }
+            _ => {}
+        }
+    }
+    // Forget this connection so broadcasts go to a live one.
+    st.conns.lock().await.remove(&index);
+    // Let the writer flush what is queued (a NOTICE before hanging up), then close.
+    drop(tx);
+    let _ = writer.await;
+    st.changed.notify_waiters();
+}

@@ -1,0 +1,435 @@
+//! End to end through the real binary: fake Twitch IRC ↔ jetbridge ↔ real
+//! nats-server -js.
+
+mod support;
+
+use std::time::Duration;
+
+use support::fake_twitch::FakeTwitch;
+use support::nats::NatsServer;
+use support::{Jetbridge, WAIT, js, run_cli, stored, wait_outbound_idle, wait_stored};
+
+/// A config with one logged-in Twitch account on `fake` and `rooms` appended.
+fn config(nats: &NatsServer, fake: &FakeTwitch, extra: &str) -> String {
+    format!(
+        r#"
+[nats]
+url = "{url}"
+[http]
+enabled = false
+[twitch]
+login = "relaybot"
+token = "oauth:s3cr3t-token"
+server = "{server}"
+tls = false
+rate_limit = false
+{extra}
+"#,
+        url = nats.url(),
+        server = fake.server()
+    )
+}
+
+const TWO_CHANNELS: &str = r##"
+[[rooms]]
+name = "lobby"
+channels = ["twitch:#alpha", "twitch:#Beta"]
+"##;
+
+#[tokio::test]
+async fn two_channels_relay_both_ways_with_names_and_contract_fields() {
+    let nats = NatsServer::start();
+    let fake = FakeTwitch::start().await;
+    let jb = Jetbridge::start(&config(&nats, &fake, TWO_CHANNELS));
+    fake.wait_joined(&["#alpha", "#beta"], WAIT).await;
+    let js = js(&nats.url()).await;
+
+    fake.privmsg_with(
+            "#alpha",
+            "ronni",
+            "Ronni",
+            "b34ccfc7-4977-403a-8a94-33c6bac34fb8",
+            "hello **world**",
+            "reply-parent-msg-id=11111111-2222-3333-4444-555555555555;reply-parent-display-name=Ann;reply-parent-user-login=ann;reply-parent-user-id=7;reply-parent-msg-body=hi",
+        )
+        .await;
+    let got = fake.wait_sent("#beta", 1, WAIT).await;
+    assert_eq!(got, vec!["[twitch] Ronni: hello **world**"]);
+
+    // The stored event carries every contract field.
+    let evs = wait_stored(&js, "chat.lobby.twitch.alpha", 1).await;
+    let ev = &evs[0];
+    assert_eq!(ev.v, 1);
+    assert_eq!(ev.id, "twitch:alpha:b34ccfc7-4977-403a-8a94-33c6bac34fb8");
+    assert_eq!(ev.kind, jetbridge::event::EventKind::Message);
+    assert_eq!(ev.room, "lobby");
+    assert_eq!(ev.source.bridge, "twitch");
+    assert_eq!(ev.source.channel, "#alpha");
+    assert_eq!(ev.source.message_id, "b34ccfc7-4977-403a-8a94-33c6bac34fb8");
+    let author = ev.author.as_ref().expect("author");
+    assert_eq!(author.name, "Ronni");
+    assert_eq!(author.color.as_deref(), Some("#0000FF"));
+    assert!(!author.id.is_empty());
+    assert!(!author.bot);
+    // Twitch text is plain: markup characters are escaped in the common markup.
+    assert_eq!(ev.text, r"hello \*\*world\*\*");
+    assert_eq!(
+        ev.reply_to.as_deref(),
+        Some("twitch:alpha:11111111-2222-3333-4444-555555555555")
+    );
+    assert_eq!(ev.target, None);
+    assert!(ev.attachments.is_empty());
+    // The raw JSON has exactly the documented keys.
+    let raw = serde_json::to_value(ev).unwrap();
+    let keys: Vec<&str> = raw
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    for k in [
+        "v",
+        "id",
+        "kind",
+        "room",
+        "source",
+        "author",
+        "text",
+        "ts",
+        "reply_to",
+        "target",
+        "attachments",
+    ] {
+        assert!(keys.contains(&k), "missing {k} in {raw}");
+    }
+
+    // And the other way, from the channel configured as "#Beta".
+    fake.privmsg("#beta", "zoe", "Zoe", "hi alpha").await;
+    let got = fake.wait_sent("#alpha", 1, WAIT).await;
+    assert_eq!(got, vec!["[twitch] Zoe: hi alpha"]);
+
+    // No loops: once everything is handled, each channel got exactly one post.
+    wait_outbound_idle(&js, "twitch").await;
+    assert_eq!(fake.sent("#alpha").await.len(), 1);
+    assert_eq!(fake.sent("#beta").await.len(), 1);
+    assert_eq!(stored(&js, "chat.>").await.len(), 2, "{}", jb.logs());
+}
+
+#[tokio::test]
+async fn own_login_is_never_republished_and_clearmsg_becomes_delete() {
+    let nats = NatsServer::start();
+    let fake = FakeTwitch::start().await;
+    let _jb = Jetbridge::start(&config(&nats, &fake, TWO_CHANNELS));
+    fake.wait_joined(&["#alpha", "#beta"], WAIT).await;
+    let js = js(&nats.url()).await;
+
+    // What our bot posted, seen inbound (another connection or instance).
+    fake.privmsg("#alpha", "relaybot", "RelayBot", "[twitch] Zoe: hi")
+        .await;
+    let id = fake.privmsg("#alpha", "ronni", "Ronni", "delete me").await;
+    fake.clearmsg("#alpha", "ronni", &id, "delete me").await;
+
+    let evs = wait_stored(&js, "chat.lobby.twitch.alpha", 2).await;
+    assert_eq!(
+        evs.len(),
+        2,
+        "the bot's own line must not be stored: {evs:#?}"
+    );
+    assert_eq!(evs[0].text, "delete me");
+    let del = &evs[1];
+    assert_eq!(del.kind, jetbridge::event::EventKind::Delete);
+    assert_eq!(
+        del.target.as_deref(),
+        Some(format!("twitch:alpha:{id}").as_str())
+    );
+    assert_eq!(del.id, format!("twitch:alpha:{id}:delete"));
+    assert_eq!(del.author.as_ref().map(|a| a.id.as_str()), Some("ronni"));
+
+    // The copy in #beta cannot be deleted on Twitch: the delete is a quiet no-op.
+    wait_outbound_idle(&js, "twitch").await;
+    assert_eq!(fake.sent("#beta").await, vec!["[twitch] Ronni: delete me"]);
+}
+
+#[tokio::test]
+async fn crlf_injection_yields_one_privmsg_and_commands_are_defused() {
+    let nats = NatsServer::start();
+    let fake = FakeTwitch::start().await;
+    let jb = Jetbridge::start(&config(
+        &nats,
+        &fake,
+        r##"format = "{text}"
+[[rooms]]
+name = "lobby"
+channels = ["twitch:#alpha"]
+"##,
+    ));
+    fake.wait_joined(&["#alpha"], WAIT).await;
+    let cfg = jb.config.to_str().unwrap().to_string();
+
+    let (code, out, err) = run_cli(
+        &[
+            "send",
+            "lobby",
+            "hi\r\nPRIVMSG #alpha :pwned\r\nJOIN #evil",
+            "--as",
+            "mallory",
+            "--config",
+            &cfg,
+        ],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, out, err) = run_cli(&["send", "lobby", "/ban ronni", "--config", &cfg], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+
+    let got = fake.wait_sent("#alpha", 2, WAIT).await;
+    assert_eq!(
+        got,
+        vec!["hi PRIVMSG #alpha :pwned JOIN #evil", ". /ban ronni"]
+    );
+    let js = js(&nats.url()).await;
+    wait_outbound_idle(&js, "twitch").await;
+    let lines = fake.lines().await;
+    assert!(
+        !lines.iter().any(|l| l.starts_with("JOIN #evil")),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.contains("PRIVMSG")).count(),
+        2,
+        "{lines:#?}"
+    );
+}
+
+#[tokio::test]
+async fn long_message_is_split_into_lines_of_at_most_500() {
+    let nats = NatsServer::start();
+    let fake = FakeTwitch::start().await;
+    let jb = Jetbridge::start(&config(
+        &nats,
+        &fake,
+        r##"
+[[rooms]]
+name = "lobby"
+channels = ["twitch:#alpha"]
+"##,
+    ));
+    fake.wait_joined(&["#alpha"], WAIT).await;
+    let words: String = (0..240).map(|i| format!("w{i:03} ")).collect(); // 1,200 chars
+    let text = words.trim_end();
+    assert_eq!(text.chars().count(), 1199);
+    let cfg = jb.config.to_str().unwrap().to_string();
+    let (code, out, err) = run_cli(
+        &["send", "lobby", text, "--as", "ann", "--config", &cfg],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+
+    let got = fake.wait_sent("#alpha", 3, WAIT).await;
+    assert_eq!(got.len(), 3, "{got:#?}");
+    for line in &got {
+        assert!(
+            line.chars().count() <= 500,
+            "{} chars",
+            line.chars().count()
+        );
+        assert!(line.starts_with("[web] ann: "), "{line}");
+    }
+    // Nothing lost, nothing cut inside a word.
+    let rejoined: Vec<&str> = got
+        .iter()
+        .map(|l| l.trim_start_matches("[web] ann: "))
+        .collect();
+    assert_eq!(rejoined.join(" "), text);
+}
+
+#[tokio::test]
+async fn nats_outage_loses_nothing_and_keeps_order() {
+    let mut nats = NatsServer::start();
+    let fake = FakeTwitch::start().await;
+    let jb = Jetbridge::start(&config(&nats, &fake, TWO_CHANNELS));
+    fake.wait_joined(&["#alpha", "#beta"], WAIT).await;
+    let js_client = js(&nats.url()).await;
+    fake.privmsg("#alpha", "ronni", "Ronni", "before 0").await;
+    fake.wait_sent("#beta", 1, WAIT).await;
+
+    nats.stop();
+    jb.wait_log("nats disconnected", WAIT).await;
+    for i in 1..=20 {
+        fake.privmsg("#alpha", "ronni", "Ronni", &format!("during {i}"))
+            .await;
+    }
+    // Queued, not lost; the bridge keeps reading Twitch meanwhile.
+    fake.privmsg("#alpha", "ronni", "Ronni", "during last")
+        .await;
+    nats.restart();
+    for i in 1..=5 {
+        fake.privmsg("#alpha", "ronni", "Ronni", &format!("after {i}"))
+            .await;
+    }
+
+    // The backlog may be coalesced into fewer posts (" | "-joined): compare lines.
+    let lines_of = |posts: Vec<String>| -> Vec<String> {
+        posts
+            .iter()
+            .flat_map(|p| p.split(" | ").map(str::to_string).collect::<Vec<_>>())
+            .collect()
+    };
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while got.len() < 27 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {got:#?}\n{}",
+            jb.logs()
+        );
+        let n = fake.sent("#beta").await.len();
+        fake.wait_sent("#beta", n + 1, Duration::from_secs(60))
+            .await;
+        got = lines_of(fake.sent("#beta").await);
+    }
+    let mut want = vec!["[twitch] Ronni: before 0".to_string()];
+    want.extend((1..=20).map(|i| format!("[twitch] Ronni: during {i}")));
+    want.push("[twitch] Ronni: during last".into());
+    want.extend((1..=5).map(|i| format!("[twitch] Ronni: after {i}")));
+    assert_eq!(got, want, "{}", jb.logs());
+    drop(js_client);
+    let js = js(&nats.url()).await;
+    wait_outbound_idle(&js, "twitch").await;
+    assert_eq!(lines_of(fake.sent("#beta").await).len(), 27);
+}
+
+#[tokio::test]
+async fn a_bridge_with_a_bad_server_retries_while_others_work_and_disabled_never_connects() {
+    let nats = NatsServer::start();
+    let fake = FakeTwitch::start().await;
+    // Accepts and hangs up at once: a server that is there but broken.
+    let flaky = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let flaky_addr = flaky.local_addr().unwrap();
+    let attempts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = attempts.clone();
+    tokio::spawn(async move {
+        while let Ok((s, _)) = flaky.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(s);
+        }
+    });
+    let never = FakeTwitch::start().await;
+    let extra = format!(
+        r##"
+[bridges.broken]
+platform = "twitch"
+login = "otherbot"
+token = "t"
+server = "{flaky_addr}"
+tls = false
+
+[bridges.off]
+platform = "twitch"
+enabled = false
+server = "{never}"
+tls = false
+
+[[rooms]]
+name = "lobby"
+channels = ["twitch:#alpha", "twitch:#beta", "broken:#gamma", "off:#delta"]
+"##,
+        never = never.server()
+    );
+    let jb = Jetbridge::start(&config(&nats, &fake, &extra));
+    fake.wait_joined(&["#alpha", "#beta"], WAIT).await;
+    fake.privmsg("#alpha", "ronni", "Ronni", "still relaying")
+        .await;
+    assert_eq!(
+        fake.wait_sent("#beta", 1, WAIT).await,
+        vec!["[twitch] Ronni: still relaying"]
+    );
+    support::wait_until("3 connection attempts to the broken server", WAIT, || {
+        attempts.load(std::sync::atomic::Ordering::SeqCst) >= 3
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", jb.logs()));
+    assert_eq!(never.accepted(), 0, "a disabled bridge connected");
+    assert!(
+        jb.logs()
+            .contains("off:#delta belongs to bridge \"off\", which is disabled")
+    );
+}
+
+#[tokio::test]
+async fn a_refused_login_is_reported_clearly_and_secrets_stay_out_of_logs() {
+    let nats = NatsServer::start();
+    let fake = FakeTwitch::start().await;
+    fake.reject_logins(true);
+    let jb = Jetbridge::start(&config(&nats, &fake, TWO_CHANNELS));
+    jb.wait_log("bridge login refused", WAIT).await;
+    let logs = jb.logs();
+    assert!(logs.contains("check twitch.token"), "{logs}");
+    assert!(!logs.contains("s3cr3t-token"), "secret in logs:\n{logs}");
+    // After the operator fixes it (here: the server accepts again), it recovers.
+    fake.reject_logins(false);
+    fake.wait_joined(&["#alpha", "#beta"], Duration::from_secs(60))
+        .await;
+}
+
+#[tokio::test]
+async fn directions_and_rules_decide_what_is_relayed() {
+    let nats = NatsServer::start();
+    let fake = FakeTwitch::start().await;
+    let jb = Jetbridge::start(&config(
+        &nats,
+        &fake,
+        r##"
+[[rooms]]
+name = "lobby"
+ignore_authors = ["NightBot"]
+ignore_text = ["^!"]
+channels = [
+  "twitch:#alpha",
+  { bridge = "twitch", channel = "#readonly", direction = "in" },
+  { bridge = "twitch", channel = "#writeonly", direction = "out", ignore_authors = ["zoe"] },
+]
+"##,
+    ));
+    fake.wait_joined(&["#alpha", "#readonly", "#writeonly"], WAIT)
+        .await;
+    let js = js(&nats.url()).await;
+    fake.privmsg("#alpha", "nightbot", "Nightbot", "ad").await;
+    fake.privmsg("#alpha", "ronni", "Ronni", "!command").await;
+    fake.privmsg("#writeonly", "ronni", "Ronni", "not read")
+        .await;
+    fake.privmsg("#readonly", "zoe", "Zoe", "from readonly")
+        .await;
+    fake.privmsg("#alpha", "ronni", "Ronni", "plain").await;
+
+    // Ignored messages are stored all the same; "not read" is not.
+    let evs = wait_stored(&js, "chat.lobby.>", 4).await;
+    let texts: Vec<&str> = evs.iter().map(|e| e.text.as_str()).collect();
+    assert_eq!(texts, vec!["ad", "!command", "from readonly", "plain"]);
+    wait_outbound_idle(&js, "twitch").await;
+    assert_eq!(
+        fake.sent("#alpha").await,
+        vec!["[twitch] Zoe: from readonly"]
+    );
+    assert_eq!(fake.sent("#readonly").await, Vec::<String>::new());
+    // zoe is ignored for #writeonly only.
+    assert_eq!(
+        fake.sent("#writeonly").await,
+        vec!["[twitch] Ronni: plain"],
+        "{}",
+        jb.logs()
+    );
+}
+
+#[tokio::test]
+async fn sigterm_exits_cleanly() {
+    let nats = NatsServer::start();
+    let fake = FakeTwitch::start().await;
+    let mut jb = Jetbridge::start(&config(&nats, &fake, TWO_CHANNELS));
+    fake.wait_joined(&["#alpha", "#beta"], WAIT).await;
+    fake.privmsg("#alpha", "ronni", "Ronni", "last words").await;
+    fake.wait_sent("#beta", 1, WAIT).await;
+    let status = jb.terminate().await;
+    assert!(status.success(), "exit {status:?}\n{}", jb.logs());
+    assert!(jb.logs().contains("stopped"));
+}

@@ -11,6 +11,7 @@ pub struct NatsServer {
     pub port: u16,
     store: tempfile::TempDir,
     child: Option<Child>,
+    jetstream: bool,
 }
 
 fn binary() -> PathBuf {
@@ -35,11 +36,21 @@ pub fn free_port() -> u16 {
 
 impl NatsServer {
     pub fn start() -> NatsServer {
+        Self::start_with(true)
+    }
+
+    /// A server without JetStream, to test that mistake.
+    pub fn start_without_jetstream() -> NatsServer {
+        Self::start_with(false)
+    }
+
+    fn start_with(jetstream: bool) -> NatsServer {
         let store = tempfile::tempdir().expect("temp store");
         let mut s = NatsServer {
             port: free_port(),
             store,
             child: None,
+            jetstream,
         };
         s.restart();
         s
@@ -53,8 +64,12 @@ impl NatsServer {
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "nats-server already running");
         let bin = binary();
-        let child = Command::new(&bin)
-            .args(["-js", "-a", "127.0.0.1", "-p"])
+        let mut cmd = Command::new(&bin);
+        if self.jetstream {
+            cmd.arg("-js");
+        }
+        let child = cmd
+            .args(["-a", "127.0.0.1", "-p"])
             .arg(self.port.to_string())
             .arg("-sd")
             .arg(self.store.path())

@@ -26,16 +26,12 @@ use crate::status::{Health, State};
 /// Failures talking to NATS, by operation.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
-    #[error("cannot connect to NATS at {url}: {source}")]
-    Connect {
-        url: String,
-        source: async_nats::ConnectError,
-    },
-    #[error("cannot read the credentials file {path}: {source}")]
-    Credentials {
-        path: String,
-        source: std::io::Error,
-    },
+    // The cause is part of the message, not a `source`, so that printing the
+    // error chain does not repeat it.
+    #[error("cannot connect to NATS at {url}: {detail}")]
+    Connect { url: String, detail: String },
+    #[error("cannot read the credentials file {path}: {detail}")]
+    Credentials { path: String, detail: String },
     #[error(
         "the NATS server at {url} does not answer JetStream requests: start it with JetStream enabled (nats-server -js) ({detail})"
     )]
@@ -66,9 +62,9 @@ impl Bus {
         let mut opts = match &cfg.credentials {
             Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
                 .await
-                .map_err(|source| BusError::Credentials {
+                .map_err(|e| BusError::Credentials {
                     path: path.display().to_string(),
-                    source,
+                    detail: e.to_string(),
                 })?,
             None => async_nats::ConnectOptions::new(),
         };
@@ -111,9 +107,9 @@ impl Bus {
         let client = opts
             .connect(url.as_str())
             .await
-            .map_err(|source| BusError::Connect {
+            .map_err(|e| BusError::Connect {
                 url: url.clone(),
-                source,
+                detail: innermost(&e),
             })?;
         if client.connection_state() == async_nats::connection::State::Connected {
             health.set_nats(State::Connected);
@@ -424,6 +420,15 @@ impl Bus {
     pub async fn flush(&self) {
         let _ = tokio::time::timeout(Duration::from_secs(2), self.client.flush()).await;
     }
+}
+
+/// The root cause of an error: async-nats repeats its chain in every level.
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
 }
 
 /// Where an ordered read starts.

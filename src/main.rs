@@ -151,7 +151,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Send { room, text, author } => {
             let config = config::load(&cli.config)?;
             if config.room(&room).is_none() {
-                bail!("unknown room {room:?} (known: {})", room_names(&config));
+                bail!("unknown room {room:?} ({})", room_names(&config));
             }
             let text = text.trim().to_string();
             if text.is_empty() {
@@ -173,7 +173,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             if let Some(r) = &room
                 && config.room(r).is_none()
             {
-                bail!("unknown room {r:?} (known: {})", room_names(&config));
+                bail!("unknown room {r:?} ({})", room_names(&config));
             }
             let bus = connect(&config).await?;
             tail(&bus, room.as_deref(), last, since, json).await?;
@@ -183,12 +183,11 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn room_names(config: &Config) -> String {
-    config
-        .rooms
-        .iter()
-        .map(|r| r.name.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
+    if config.rooms.is_empty() {
+        return "no rooms are configured".into();
+    }
+    let names: Vec<&str> = config.rooms.iter().map(|r| r.name.as_str()).collect();
+    format!("known: {}", names.join(", "))
 }
 
 async fn connect(config: &Config) -> anyhow::Result<Bus> {

@@ -288,6 +288,21 @@ impl Bus {
             .map_err(|e| err(e.to_string()))
     }
 
+    /// The first and last sequence held by the stream.
+    pub async fn stream_bounds(&self) -> Result<(u64, u64), BusError> {
+        let err = |detail: String| BusError::Stream {
+            stream: self.cfg.stream.clone(),
+            detail,
+        };
+        let stream = self
+            .js
+            .get_stream_no_info(&self.cfg.stream)
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        let info = stream.get_info().await.map_err(|e| err(e.to_string()))?;
+        Ok((info.state.first_sequence, info.state.last_sequence))
+    }
+
     /// The first stream sequence from which `filter` has at most `n` messages, found
     /// by asking the server how many matching messages follow a start sequence
     /// (binary search: a few cheap ephemeral consumers, no scan of the history).

@@ -142,6 +142,9 @@ pub struct HttpConfig {
     pub listen: String,
     /// Bearer token for `POST`; empty disables sending.
     pub api_token: Secret,
+    /// Origins allowed to call the API from a browser (`["*"]` for any); empty =
+    /// same origin only.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for HttpConfig {
@@ -150,6 +153,7 @@ impl Default for HttpConfig {
             enabled: true,
             listen: "127.0.0.1:8080".into(),
             api_token: Secret::default(),
+            cors_origins: Vec::new(),
         }
     }
 }

@@ -98,6 +98,19 @@ pub struct ChatEvent {
     pub target: Option<String>,
     #[serde(default)]
     pub attachments: Vec<Attachment>,
+    /// Images for words of `text` (Twitch emotes, Discord custom emoji): a viewer
+    /// may show `url` in place of the exact token `name`. Optional; absent when
+    /// empty, so readers of schema v1 without it are unaffected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub emotes: Vec<Emote>,
+}
+
+/// An image standing for a token of the text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Emote {
+    /// The token as it appears in `text` (`Kappa`, `:blobcat:`).
+    pub name: String,
+    pub url: String,
 }
 
 fn ts_ser<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
@@ -188,6 +201,7 @@ impl ChatEvent {
             reply_to: None,
             target: None,
             attachments: Vec::new(),
+            emotes: Vec::new(),
         }
     }
 
@@ -210,6 +224,7 @@ impl ChatEvent {
             reply_to: None,
             target: Some(target),
             attachments: Vec::new(),
+            emotes: Vec::new(),
         }
     }
 
@@ -240,6 +255,7 @@ impl ChatEvent {
             reply_to: None,
             target: Some(target),
             attachments: Vec::new(),
+            emotes: Vec::new(),
         }
     }
 

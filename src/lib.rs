@@ -19,6 +19,8 @@ pub mod bridge;
 pub mod bus;
 pub mod config;
 pub mod event;
+pub mod feed;
+pub mod http;
 pub mod ratelimit;
 pub mod render;
 pub mod router;
@@ -70,13 +72,17 @@ pub async fn run(
         bridges.push(bridge);
     }
 
+    // Installed before anything records, so that /metrics sees every count.
+    http::metrics_handle();
     let bus = Bus::connect(&config.nats, health.clone(), true).await?;
     let mut tasks = JoinSet::new();
     {
         let bus = bus.clone();
         let shutdown = shutdown.clone();
+        let health = health.clone();
         tasks.spawn(async move {
             if bus.ensure_stream_retrying(&shutdown).await {
+                health.set_stream_ready();
                 tracing::info!(stream = %bus.config().stream, "stream ready");
             }
         });
@@ -91,6 +97,15 @@ pub async fn run(
         DRAIN,
     ));
 
+    let config = Arc::new(config);
+    if config.http.enabled {
+        let feeds = feed::Feeds::new(bus.clone(), shutdown.clone());
+        bridges.push(Arc::new(bridge::web::WebBridge::new(
+            config.clone(),
+            feeds,
+            health.clone(),
+        )));
+    }
     for bridge in bridges {
         let name = bridge.name().to_string();
         health.set_bridge(&name, status::State::Connecting(String::new()));
@@ -101,7 +116,7 @@ pub async fn run(
             .filter(|c| c.bridge == name)
             .map(|c| (c.channel.clone(), c.direction))
             .collect();
-        let inbound = Inbound::new(&config, &name, publisher.clone());
+        let inbound = Inbound::new(&config, &name, publisher.clone(), bus.clone());
         tasks.spawn(bridge::supervise(
             bridge.clone(),
             inbound,

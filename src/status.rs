@@ -40,6 +40,8 @@ pub struct Health {
 #[derive(Debug, Default)]
 struct Board {
     nats: Option<State>,
+    /// The chat stream exists with our settings: publishing can succeed.
+    stream_ready: bool,
     bridges: BTreeMap<String, State>,
 }
 
@@ -60,6 +62,10 @@ impl Health {
         self.write().bridges.insert(bridge.to_string(), state);
     }
 
+    pub fn set_stream_ready(&self) {
+        self.write().stream_ready = true;
+    }
+
     pub fn bridge(&self, bridge: &str) -> Option<State> {
         self.read().bridges.get(bridge).cloned()
     }
@@ -70,10 +76,13 @@ impl Health {
 
     pub fn report(&self) -> Report {
         let board = self.read();
-        let nats = board
-            .nats
-            .clone()
-            .unwrap_or_else(|| State::Connecting(String::new()));
+        let nats = match board.nats.clone() {
+            None => State::Connecting(String::new()),
+            Some(State::Connected) if !board.stream_ready => {
+                State::Connecting("creating the chat stream".into())
+            }
+            Some(s) => s,
+        };
         let ready = nats.is_connected() && board.bridges.values().all(State::is_connected);
         Report {
             ready,

@@ -9,6 +9,7 @@
 pub mod discord;
 pub mod slack;
 pub mod twitch;
+pub mod web;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::backoff::Backoff;
-use crate::bus::{Posted, Publisher};
+use crate::bus::{Bus, BusError, Posted, Publisher};
 use crate::config::{BridgeConfig, CommonBridgeConfig, Config, Direction};
 use crate::event::ChatEvent;
 use crate::ratelimit::Rate;
@@ -103,10 +104,11 @@ pub struct Inbound {
     /// Channel (as configured) → room, for channels that are read.
     rooms: Arc<HashMap<String, String>>,
     publisher: Publisher,
+    bus: Bus,
 }
 
 impl Inbound {
-    pub fn new(config: &Config, bridge: &str, publisher: Publisher) -> Self {
+    pub fn new(config: &Config, bridge: &str, publisher: Publisher, bus: Bus) -> Self {
         let rooms = config
             .rooms
             .iter()
@@ -121,7 +123,18 @@ impl Inbound {
             bridge: bridge.to_string(),
             rooms: Arc::new(rooms),
             publisher,
+            bus,
         }
+    }
+
+    /// Publish `ev` (its room already set) now and wait until JetStream stored
+    /// it; returns its stream sequence. For callers that must answer with it
+    /// (the send API), and that can tell their client to retry.
+    pub async fn publish_acked(&self, ev: ChatEvent) -> Result<u64, BusError> {
+        let seq = self.bus.publish_now(&ev).await?;
+        metrics::counter!("jetbridge_messages_in_total", "bridge" => self.bridge.clone(), "room" => ev.room.clone(), "kind" => ev.kind.as_str())
+            .increment(1);
+        Ok(seq)
     }
 
     /// Queue `ev` (whose `source.channel` is the configured channel) for publishing.

@@ -19,14 +19,14 @@ use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio_util::either::Either;
 use twitch_irc::login::StaticLoginCredentials;
-use twitch_irc::message::ServerMessage;
+use twitch_irc::message::{ClearChatAction, ServerMessage};
 use twitch_irc::transport::tcp::{MakeConnection, TCPTransport, TCPTransportConnectError};
 use twitch_irc::{ClientConfig, TwitchIRCClient};
 
 use super::{Action, Bridge, BridgeContext, BridgeError, DeliverError, Delivery, OutboundSpec};
 use crate::bus::Posted;
 use crate::config::{BridgeConfig, CommonBridgeConfig, Secret};
-use crate::event::{self, Author, ChatEvent};
+use crate::event::{self, Author, ChatEvent, Emote};
 use crate::ratelimit::Rate;
 use crate::render;
 
@@ -288,6 +288,7 @@ impl TwitchBridge {
         let _clear = ClearOnDrop(&self.client);
 
         let own_login = self.cfg.login.to_lowercase();
+        let mut recent = Recent::default();
         let mut check = tokio::time::interval(Duration::from_millis(250));
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut all_joined = false;
@@ -300,7 +301,7 @@ impl TwitchBridge {
                     let Some(msg) = msg else {
                         return Err(BridgeError::Connection("twitch client stopped".into()));
                     };
-                    self.handle(msg, &own_login, &ctx)?;
+                    self.handle(msg, &own_login, &mut recent, &ctx)?;
                 }
                 _ = check.tick() => {
                     let mut joined = 0;
@@ -332,6 +333,7 @@ impl TwitchBridge {
         &self,
         msg: ServerMessage,
         own_login: &str,
+        recent: &mut Recent,
         ctx: &BridgeContext,
     ) -> Result<(), BridgeError> {
         match msg {
@@ -363,7 +365,43 @@ impl TwitchBridge {
                     .reply_parent
                     .as_ref()
                     .map(|p| event::message_id(&self.name, &channel, &p.message_id));
+                let mut seen = HashSet::new();
+                for e in &m.emotes {
+                    if seen.insert(e.code.clone()) {
+                        ev.emotes.push(Emote {
+                            name: e.code.clone(),
+                            url: format!(
+                                "https://static-cdn.jtvnw.net/emoticons/v2/{}/default/dark/1.0",
+                                e.id
+                            ),
+                        });
+                    }
+                }
+                recent.remember(&channel, &m.sender.login, &m.message_id);
                 ctx.inbound.publish(ev);
+            }
+            ServerMessage::ClearChat(m) => {
+                // A timeout or ban removes the user's messages from chat: delete
+                // the ones we relayed.
+                let login = match &m.action {
+                    ClearChatAction::UserBanned { user_login, .. }
+                    | ClearChatAction::UserTimedOut { user_login, .. } => user_login.clone(),
+                    ClearChatAction::ChatCleared => {
+                        tracing::info!(channel = %m.channel_login, "chat cleared by a moderator");
+                        return Ok(());
+                    }
+                };
+                let channel = format!("#{}", m.channel_login);
+                for id in recent.take_user(&channel, &login) {
+                    let author = Author {
+                        id: login.clone(),
+                        name: login.clone(),
+                        ..Default::default()
+                    };
+                    let mut ev = ChatEvent::delete(&self.name, &channel, &id, Some(author));
+                    ev.ts = m.server_timestamp;
+                    ctx.inbound.publish(ev);
+                }
             }
             ServerMessage::ClearMsg(m) => {
                 let channel = format!("#{}", m.channel_login);
@@ -393,6 +431,42 @@ impl TwitchBridge {
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// Recent message ids per channel and author, so that a ban or timeout
+/// (CLEARCHAT) can delete what that user said. Bounded per channel.
+#[derive(Default)]
+struct Recent {
+    channels: std::collections::HashMap<String, std::collections::VecDeque<(String, String)>>,
+}
+
+const RECENT_PER_CHANNEL: usize = 500;
+
+impl Recent {
+    fn remember(&mut self, channel: &str, login: &str, id: &str) {
+        let q = self.channels.entry(channel.to_string()).or_default();
+        if q.len() == RECENT_PER_CHANNEL {
+            q.pop_front();
+        }
+        q.push_back((login.to_lowercase(), id.to_string()));
+    }
+
+    fn take_user(&mut self, channel: &str, login: &str) -> Vec<String> {
+        let login = login.to_lowercase();
+        let Some(q) = self.channels.get_mut(channel) else {
+            return Vec::new();
+        };
+        let mut ids = Vec::new();
+        q.retain(|(l, id)| {
+            if *l == login {
+                ids.push(id.clone());
+                false
+            } else {
+                true
+            }
+        });
+        ids
     }
 }
 

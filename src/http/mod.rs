@@ -1,0 +1,79 @@
+//! The HTTP surface (`[http]`): room list and chat page, Server-Sent Events with
+//! resume, the send API, health, readiness and Prometheus metrics.
+//!
+//! Handlers use core services only (room feeds, the health board, the web
+//! bridge's inbound sink); the `web` bridge in `bridge/web.rs` runs this router.
+
+mod health;
+mod page;
+mod send;
+mod sse;
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::Router;
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::bridge::Inbound;
+use crate::config::Config;
+use crate::feed::Feeds;
+use crate::status::Health;
+
+pub use health::metrics_handle;
+pub use send::MAX_TEXT;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub feeds: Feeds,
+    pub health: Health,
+    pub inbound: Inbound,
+}
+
+/// `{"error": "…"}` with a status.
+pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
+    (status, Json(serde_json::json!({ "error": msg.into() }))).into_response()
+}
+
+pub fn router(state: AppState) -> Router {
+    let cors = cors_layer(&state.config.http.cors_origins);
+    let mut app = Router::new()
+        .route("/", get(page::index))
+        .route("/rooms/{room}", get(page::room))
+        .route("/rooms/{room}/events", get(sse::events))
+        .route("/rooms/{room}/messages", axum::routing::post(send::post))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .with_state(state);
+    if let Some(cors) = cors {
+        app = app.layer(cors);
+    }
+    app
+}
+
+fn cors_layer(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            axum::http::header::AUTHORIZATION,
+            axum::http::header::CONTENT_TYPE,
+            axum::http::header::HeaderName::from_static("last-event-id"),
+        ]);
+    if origins.iter().any(|o| o == "*") {
+        return Some(layer.allow_origin(AllowOrigin::any()));
+    }
+    let list: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    Some(layer.allow_origin(list))
+}

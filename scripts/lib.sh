@@ -23,3 +23,18 @@ ensure_nats_server() {
   fi
   NATS_SERVER_BIN="$root/.tools/bin/nats-server"; export NATS_SERVER_BIN
 }
+
+# Sets CHROMIUM_BIN to a Chromium for the browser test, installing Debian's
+# package when none is there.
+ensure_chromium() {
+  if [ -n "${CHROMIUM_BIN:-}" ] && [ -x "$CHROMIUM_BIN" ]; then return 0; fi
+  local c
+  for c in chromium chromium-browser google-chrome; do
+    if command -v "$c" >/dev/null 2>&1; then CHROMIUM_BIN=$(command -v "$c"); export CHROMIUM_BIN; return 0; fi
+  done
+  echo "installing chromium (Debian package) for the browser test" >&2
+  local sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >&2
+  CHROMIUM_BIN=$(command -v chromium); export CHROMIUM_BIN
+}

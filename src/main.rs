@@ -83,6 +83,12 @@ enum Command {
     },
     /// Print the JSON Schema of the event.
     Schema,
+    /// Exit 0 when this instance's `/healthz` answers (a container health check).
+    Health {
+        /// Address to ask instead of `http.listen`.
+        #[arg(long)]
+        addr: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -134,6 +140,17 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Schema => {
             println!("{}", event::json_schema());
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Health { addr } => {
+            let config = config::load(&cli.config)?;
+            let addr = addr.unwrap_or_else(|| local_addr(&config.http.listen));
+            match healthz(&addr).await {
+                Ok(()) => Ok(ExitCode::SUCCESS),
+                Err(e) => {
+                    eprintln!("unhealthy: {e}");
+                    Ok(ExitCode::FAILURE)
+                }
+            }
         }
         Command::Check { strict } => {
             let config = config::load(&cli.config)?;
@@ -202,6 +219,38 @@ async fn connect(config: &Config) -> anyhow::Result<Bus> {
         .await
         .context("the chat stream is not available")?;
     Ok(bus)
+}
+
+/// Where to reach our own listener: a wildcard address means loopback.
+fn local_addr(listen: &str) -> String {
+    match listen.parse::<std::net::SocketAddr>() {
+        Ok(a) if a.ip().is_unspecified() => format!("127.0.0.1:{}", a.port()),
+        _ => listen.to_string(),
+    }
+}
+
+/// `GET /healthz` over plain HTTP/1.1, 200 or an error.
+async fn healthz(addr: &str) -> anyhow::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fut = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await?;
+        s.write_all(
+            format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        )
+        .await?;
+        let mut buf = vec![0u8; 64];
+        let n = s.read(&mut buf).await?;
+        anyhow::Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    };
+    let head = tokio::time::timeout(Duration::from_secs(3), fut)
+        .await
+        .context("no answer within 3 s")??;
+    if head.starts_with("HTTP/1.1 200") {
+        Ok(())
+    } else {
+        bail!("{}", head.lines().next().unwrap_or("no status line"))
+    }
 }
 
 async fn signal_shutdown(token: CancellationToken) {

@@ -262,7 +262,7 @@ async fn two_hundred_viewers_get_a_burst_of_1000_in_order() {
 #[tokio::test]
 async fn health_readiness_metrics_and_pages() {
     let nats = NatsServer::start();
-    let (_jb, addr) = start(&nats, TOKEN).await;
+    let (jb, addr) = start(&nats, TOKEN).await;
     assert_eq!(get(&addr, "/healthz").await.status, 200);
     let ready = get(&addr, "/readyz").await;
     assert_eq!(ready.status, 200);
@@ -302,6 +302,17 @@ async fn health_readiness_metrics_and_pages() {
         })
         .unwrap_or_else(|| panic!("no web counter in\n{}", metrics.body));
     assert_eq!(sent.2, 3.0);
+
+    // The container health check command.
+    let cfg = jb.config.to_str().unwrap().to_string();
+    let (code, _, err) = support::run_cli(&["health", "--config", &cfg], &[]);
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = support::run_cli(
+        &["health", "--addr", &format!("127.0.0.1:{}", free_port())],
+        &[("JETBRIDGE_CONFIG", &cfg)],
+    );
+    assert_eq!(code, 1);
+    assert!(err.contains("unhealthy"), "{err}");
 
     let index = get(&addr, "/").await;
     assert!(

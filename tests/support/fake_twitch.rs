@@ -196,6 +196,16 @@ impl FakeTwitch {
         self.broadcast(channel, line).await;
     }
 
+    /// A moderator banned or timed out `login` in `channel`.
+    pub async fn clearchat(&self, channel: &str, login: &str) {
+        let line = format!(
+            "@ban-duration=600;room-id=4242;target-user-id=1{};tmi-sent-ts={} :tmi.twitch.tv CLEARCHAT {channel} :{login}",
+            login.len(),
+            now_ms()
+        );
+        self.broadcast(channel, line).await;
+    }
+
     async fn broadcast(&self, channel: &str, line: String) {
         let conns = self.state.conns.lock().await;
         let mut delivered = false;

@@ -43,11 +43,9 @@ pub async fn request(
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).await.unwrap();
     s.write_all(body).await.unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut raw))
+    let raw = tokio::time::timeout(Duration::from_secs(20), read_response(&mut s))
         .await
-        .expect("http response in time")
-        .unwrap();
+        .expect("http response in time");
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();
@@ -75,6 +73,34 @@ pub async fn request(
         status,
         headers,
         body,
+    }
+}
+
+/// Read one response: by Content-Length when given (some servers keep the
+/// connection open), else to the end of the stream.
+async fn read_response(s: &mut TcpStream) -> Vec<u8> {
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = s.read(&mut buf).await.unwrap_or(0);
+        if n == 0 {
+            return raw;
+        }
+        raw.extend_from_slice(&buf[..n]);
+        let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+        let len = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse::<usize>().ok());
+        if let Some(len) = len
+            && raw.len() >= end + 4 + len
+        {
+            raw.truncate(end + 4 + len);
+            return raw;
+        }
     }
 }
 

@@ -255,6 +255,8 @@ impl Rules {
 #[derive(Debug, Clone)]
 pub struct ChannelConfig {
     pub bridge: String,
+    /// Platform-specific options of the table form (Discord `webhook_url`).
+    pub options: serde_json::Map<String, Value>,
     /// The platform channel, normalized by its bridge (`#streamer` for Twitch).
     pub channel: String,
     pub direction: Direction,
@@ -707,7 +709,7 @@ impl Validator {
         v: Value,
         bridges: &BTreeMap<String, BridgeConfig>,
     ) -> Option<ChannelConfig> {
-        let (bridge, channel, direction, rules) = match v {
+        let (bridge, channel, direction, rules, options) = match v {
             Value::String(s) => {
                 let Some((b, c)) = s.split_once(':') else {
                     self.problem(
@@ -721,6 +723,7 @@ impl Validator {
                     c.to_string(),
                     Direction::Both,
                     Rules::default(),
+                    serde_json::Map::new(),
                 )
             }
             Value::Object(mut map) => {
@@ -752,13 +755,8 @@ impl Validator {
                     },
                 };
                 let rules = self.rules(path, &mut map);
-                for key in map.keys() {
-                    self.problem(
-                        &format!("{path}.{key}"),
-                        "unknown key (known: bridge, channel, direction, ignore_authors, ignore_text)",
-                    );
-                }
-                (bridge, channel, direction, rules)
+                // The rest are the platform's options, checked below.
+                (bridge, channel, direction, rules, map)
             }
             _ => {
                 self.problem(
@@ -788,6 +786,11 @@ impl Validator {
             );
             return None;
         };
+        for (key, value) in &options {
+            if let Err(e) = registry::check_channel_option(&b.platform, key, value) {
+                self.problem(&format!("{path}.{key}"), e);
+            }
+        }
         let channel = match registry::normalize_channel(&b.platform, &channel) {
             Ok(c) => c,
             Err(e) => {
@@ -809,6 +812,7 @@ impl Validator {
         }
         Some(ChannelConfig {
             bridge,
+            options,
             channel,
             direction,
             rules,

@@ -65,7 +65,7 @@ pub async fn run(
     }
     let mut bridges = Vec::new();
     for b in config.enabled_bridges() {
-        let bridge = registry::build(b).map_err(|reason| RunError::Bridge {
+        let bridge = registry::build(b, &config).map_err(|reason| RunError::Bridge {
             bridge: b.name.clone(),
             reason,
         })?;

@@ -220,8 +220,8 @@ topic = "x""##,
             "\"web\" is reserved",
         ),
         (
-            "[discord]\nenabled = true",
-            "discord.enabled: the discord bridge is not part of this build yet",
+            "[slack]\nenabled = true",
+            "slack.enabled: the slack bridge is not part of this build yet",
         ),
         (
             r##"[discord]

@@ -206,41 +206,7 @@ pub trait Bridge: Send + Sync + 'static {
     /// The posts for `event` in `channel`: the template filled with the rendered
     /// name and text, fitted to the platform's limit.
     fn render(&self, event: &ChatEvent, channel: &str) -> Vec<String> {
-        let spec = self.spec();
-        let common = self.common();
-        let template = if common.format.is_empty() {
-            spec.default_format
-        } else {
-            common.format.as_str()
-        };
-        let name = self.render_name(event.author_name());
-        let mut text = event.text.clone();
-        for a in &event.attachments {
-            if !text.is_empty() {
-                text.push(' ');
-            }
-            text.push_str(&a.url);
-        }
-        let text = self.render_text(&text);
-        let bridge = self.render_name(&event.source.bridge);
-        let wrap = |t: &str| {
-            render::apply_template(
-                template,
-                &TemplateVars {
-                    name: &name,
-                    bridge: &bridge,
-                    channel,
-                    text: t,
-                },
-            )
-        };
-        render::fit(
-            &text,
-            spec.max_chars,
-            common.long_messages,
-            common.max_parts,
-            wrap,
-        )
+        default_render(self, event, channel)
     }
 
     /// Connect, join `ctx.channels`, and hand inbound events to `ctx.inbound` until
@@ -249,6 +215,46 @@ pub trait Bridge: Send + Sync + 'static {
 
     /// Perform one delivery. Must not return before the platform accepted it.
     async fn deliver(&self, delivery: Delivery<'_>) -> Result<Posted, DeliverError>;
+}
+
+/// The template (`format`, or the platform's default) filled with the rendered
+/// name and text, attachments as links, fitted to the platform's limit.
+pub fn default_render<B: Bridge + ?Sized>(b: &B, event: &ChatEvent, channel: &str) -> Vec<String> {
+    let spec = b.spec();
+    let common = b.common();
+    let template = if common.format.is_empty() {
+        spec.default_format
+    } else {
+        common.format.as_str()
+    };
+    let name = b.render_name(event.author_name());
+    let mut text = event.text.clone();
+    for a in &event.attachments {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(&a.url);
+    }
+    let text = b.render_text(&text);
+    let bridge = b.render_name(&event.source.bridge);
+    let wrap = |t: &str| {
+        render::apply_template(
+            template,
+            &TemplateVars {
+                name: &name,
+                bridge: &bridge,
+                channel,
+                text: t,
+            },
+        )
+    };
+    render::fit(
+        &text,
+        spec.max_chars,
+        common.long_messages,
+        common.max_parts,
+        wrap,
+    )
 }
 
 /// Keep `bridge` running until `shutdown`: restart it with jittered exponential
@@ -320,7 +326,18 @@ pub mod registry {
 
     /// Whether this build can run a bridge of `platform`.
     pub fn available(platform: &str) -> bool {
-        platform == "twitch"
+        matches!(platform, "twitch" | "discord")
+    }
+
+    /// Check one platform-specific option of a channel in a room's table form.
+    pub fn check_channel_option(platform: &str, key: &str, value: &Value) -> Result<(), String> {
+        match platform {
+            "discord" => discord::check_channel_option(key, value),
+            _ => Err(
+                "unknown key (known: bridge, channel, direction, ignore_authors, ignore_text)"
+                    .to_string(),
+            ),
+        }
     }
 
     /// Parse the platform-specific keys, for validation.
@@ -358,9 +375,10 @@ pub mod registry {
     }
 
     /// Build the bridge for an enabled account.
-    pub fn build(cfg: &BridgeConfig) -> Result<Arc<dyn Bridge>, String> {
+    pub fn build(cfg: &BridgeConfig, config: &Config) -> Result<Arc<dyn Bridge>, String> {
         match cfg.platform.as_str() {
             "twitch" => Ok(Arc::new(twitch::TwitchBridge::new(cfg)?)),
+            "discord" => Ok(Arc::new(discord::DiscordHandle::new(cfg, config)?)),
             other => Err(format!("the {other} bridge is not part of this build yet")),
         }
     }

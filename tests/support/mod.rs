@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod fake_discord;
 pub mod fake_twitch;
 pub mod http;
 pub mod nats;
@@ -137,6 +138,10 @@ impl Jetbridge {
 
 impl Drop for Jetbridge {
     fn drop(&mut self) {
+        // A failing test shows what the process said.
+        if std::thread::panicking() {
+            eprintln!("--- jetbridge logs ---\n{}", self.logs());
+        }
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();

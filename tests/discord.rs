@@ -1,0 +1,378 @@
+//! End to end: fake Discord (Gateway v10 + REST) and fake Twitch ↔ jetbridge ↔
+//! real nats-server.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::fake_discord::{APP_ID, FakeDiscord};
+use support::fake_twitch::FakeTwitch;
+use support::nats::NatsServer;
+use support::{Jetbridge, WAIT, js, wait_outbound_idle, wait_stored};
+
+const TOKEN: &str = "discord-bot-token-sekrit";
+const CH: &str = "111111111111111111";
+const CH2: &str = "222222222222222222";
+
+fn config(
+    nats: &NatsServer,
+    discord: &FakeDiscord,
+    twitch: &FakeTwitch,
+    discord_extra: &str,
+) -> String {
+    format!(
+        r##"
+[nats]
+url = "{nats}"
+[http]
+enabled = false
+[twitch]
+login = "relaybot"
+token = "oauth:x"
+server = "{tw}"
+tls = false
+rate_limit = false
+[discord]
+token = "{TOKEN}"
+api_url = "{api}"
+rate_limit = false
+{discord_extra}
+[[rooms]]
+name = "lobby"
+channels = ["twitch:#alpha", "discord:{CH}", "discord:{CH2}"]
+"##,
+        nats = nats.url(),
+        tw = twitch.server(),
+        api = discord.api_url(),
+    )
+}
+
+struct Setup {
+    nats: NatsServer,
+    discord: FakeDiscord,
+    twitch: FakeTwitch,
+    jb: Jetbridge,
+}
+
+async fn setup(discord_extra: &str) -> Setup {
+    let nats = NatsServer::start();
+    let discord = FakeDiscord::start(TOKEN).await;
+    let twitch = FakeTwitch::start().await;
+    let jb = Jetbridge::start(&config(&nats, &discord, &twitch, discord_extra));
+    let identify = discord.wait_identified(WAIT).await;
+    // GUILD_MESSAGES (1 << 9) and MESSAGE_CONTENT (1 << 15), no DMs.
+    assert_eq!(
+        identify["intents"].as_u64(),
+        Some((1 << 9) | (1 << 15)),
+        "{identify}"
+    );
+    twitch.wait_joined(&["#alpha"], WAIT).await;
+    jb.wait_log("discord ready", WAIT).await;
+    Setup {
+        nats,
+        discord,
+        twitch,
+        jb,
+    }
+}
+
+#[tokio::test]
+async fn relays_both_ways_with_webhook_names_and_no_pings() {
+    let s = setup("").await;
+    s.twitch
+        .privmsg(
+            "#alpha",
+            "ronni",
+            "Ronni",
+            "hello @everyone and @here, <@123>",
+        )
+        .await;
+    let posts = s.discord.wait_posts(CH, 1, WAIT).await;
+    let p = &posts[0];
+    assert_eq!(p["username"], "Ronni (twitch)");
+    assert_eq!(p["allowed_mentions"], json!({"parse": []}));
+    assert_eq!(
+        p["content"],
+        "hello @\u{200B}everyone and @\u{200B}here, \\<@123>"
+    );
+    // Both Discord channels of the room got it, through webhooks we created.
+    s.discord.wait_posts(CH2, 1, WAIT).await;
+    assert!(s.discord.webhook_for(CH).await.is_some());
+
+    // Discord → Twitch (and the other Discord channel), with mentions resolved.
+    let mention = json!({"mentions": [{"id": "555", "username": "zoe", "global_name": "Zoe", "discriminator": "0", "avatar": null}]});
+    s.discord
+        .user_message(
+            CH,
+            "444",
+            "Ann",
+            "hi <@555> in <#333333333333333333> <@&777> <:blob:42>",
+            mention,
+        )
+        .await;
+    let got = s.twitch.wait_sent("#alpha", 1, WAIT).await;
+    assert_eq!(
+        got,
+        vec!["[discord] Ann: hi @Zoe in #chan-333 @Moderators :blob:"]
+    );
+    let other = s.discord.wait_posts(CH2, 2, WAIT).await;
+    assert_eq!(other[1]["username"], "Ann (disc\u{03bf}rd)");
+    let js = js(&s.nats.url()).await;
+    let evs = wait_stored(&js, &format!("chat.lobby.discord.{CH}"), 1).await;
+    let ev = &evs[0];
+    assert_eq!(ev.author.as_ref().unwrap().name, "Ann");
+    assert!(
+        ev.author
+            .as_ref()
+            .unwrap()
+            .avatar_url
+            .as_deref()
+            .unwrap()
+            .contains("cdn.discordapp.com")
+    );
+    assert_eq!(ev.emotes[0].name, ":blob:");
+    assert_eq!(ev.emotes[0].url, "https://cdn.discordapp.com/emojis/42.png");
+}
+
+#[tokio::test]
+async fn our_own_webhook_and_bot_echoes_are_never_republished() {
+    let s = setup("").await;
+    s.twitch.privmsg("#alpha", "ronni", "Ronni", "first").await;
+    s.discord.wait_posts(CH, 1, WAIT).await;
+    let (hook, _) = s.discord.webhook_for(CH).await.unwrap();
+    // Discord echoes what our webhook and our bot posted.
+    let hook_author = json!({"id": hook, "username": "Ronni (twitch)", "discriminator": "0000", "avatar": null, "bot": true});
+    let mut echo =
+        support::fake_discord::message_json(&s.discord.snowflake(), CH, hook_author, "first");
+    echo["webhook_id"] = json!(hook);
+    echo["application_id"] = json!(APP_ID);
+    s.discord.dispatch("MESSAGE_CREATE", echo).await;
+    let bot = json!({"id": support::fake_discord::BOT_ID, "username": "jetbridge-bot", "discriminator": "0", "avatar": null, "bot": true});
+    let own = support::fake_discord::message_json(
+        &s.discord.snowflake(),
+        CH,
+        bot,
+        "**Ronni** (twitch): x",
+    );
+    s.discord.dispatch("MESSAGE_CREATE", own).await;
+    // A real user after them: once it is stored, the echoes would be too.
+    s.discord
+        .user_message(CH, "444", "Ann", "real", json!({}))
+        .await;
+    let js = js(&s.nats.url()).await;
+    let evs = wait_stored(&js, "chat.lobby.discord.>", 1).await;
+    assert_eq!(evs.len(), 1, "echo stored: {evs:#?}");
+    assert_eq!(evs[0].text, "real");
+}
+
+#[tokio::test]
+async fn edits_and_deletes_reach_copies_and_are_noops_on_twitch() {
+    let s = setup("").await;
+    let id = s
+        .discord
+        .user_message(CH, "444", "Ann", "original", json!({}))
+        .await;
+    s.discord.wait_posts(CH2, 1, WAIT).await;
+    s.twitch.wait_sent("#alpha", 1, WAIT).await;
+    s.discord
+        .dispatch("MESSAGE_UPDATE", json!({"id": id, "channel_id": CH, "guild_id": support::fake_discord::GUILD_ID,
+            "content": "edited text", "edited_timestamp": "2026-11-23T10:05:00.000000+00:00",
+            "author": {"id": "444", "username": "ann", "global_name": "Ann", "discriminator": "0", "avatar": null}}))
+        .await;
+    let reqs = s
+        .discord
+        .wait_for("a PATCH of the copy", WAIT, |rs| {
+            rs.iter().any(|r| r.method == "PATCH")
+        })
+        .await;
+    let patch = reqs.iter().find(|r| r.method == "PATCH").unwrap();
+    assert!(
+        patch.path.contains("/webhooks/") && patch.path.contains("/messages/"),
+        "{}",
+        patch.path
+    );
+    assert_eq!(patch.body["content"], "edited text");
+    assert_eq!(patch.body["allowed_mentions"], json!({"parse": []}));
+
+    s.discord
+        .dispatch(
+            "MESSAGE_DELETE",
+            json!({"id": id, "channel_id": CH, "guild_id": support::fake_discord::GUILD_ID}),
+        )
+        .await;
+    s.discord
+        .wait_for("a DELETE of the copy", WAIT, |rs| {
+            rs.iter().any(|r| r.method == "DELETE")
+        })
+        .await;
+    let js = js(&s.nats.url()).await;
+    let evs = wait_stored(&js, &format!("chat.lobby.discord.{CH}"), 3).await;
+    assert_eq!(evs[1].kind, jetbridge::event::EventKind::Edit);
+    assert_eq!(
+        evs[1].target.as_deref(),
+        Some(format!("discord:{CH}:{id}").as_str())
+    );
+    assert_eq!(evs[2].kind, jetbridge::event::EventKind::Delete);
+    wait_outbound_idle(&js, "twitch").await;
+    wait_outbound_idle(&js, "discord").await;
+    // Twitch got the message once and nothing for the edit or the delete.
+    assert_eq!(
+        s.twitch.sent("#alpha").await,
+        vec!["[discord] Ann: original"]
+    );
+    // Deleting on Discord does not touch the source message.
+    let reqs = s.discord.requests().await;
+    assert!(
+        !reqs
+            .iter()
+            .any(|r| r.method == "DELETE"
+                && r.path.contains(&format!("/channels/{CH}/messages/{id}")))
+    );
+}
+
+#[tokio::test]
+async fn a_429_retry_after_is_honoured_and_a_500_outage_loses_nothing() {
+    let s = setup("").await;
+    s.discord
+        .fail_next(
+            1,
+            429,
+            json!({"message": "You are being rate limited.", "retry_after": 1.5, "global": false}),
+        )
+        .await;
+    s.twitch
+        .privmsg("#alpha", "ronni", "Ronni", "limited")
+        .await;
+    let posts = s.discord.wait_posts(CH, 1, WAIT).await;
+    assert_eq!(posts[0]["content"], "limited");
+    // Both channels get it; whichever was refused is retried no earlier than 1.5 s.
+    s.discord.wait_posts(CH2, 1, WAIT).await;
+    let reqs = s.discord.requests().await;
+    let limited = reqs
+        .iter()
+        .find(|r| r.body["_status"] == 429)
+        .expect("the 429");
+    let ch = limited.channel.clone().expect("channel of the 429");
+    let retried = reqs
+        .iter()
+        .find(|r| {
+            r.at > limited.at
+                && r.method == "POST"
+                && r.channel.as_deref() == Some(ch.as_str())
+                && r.body["content"] == "limited"
+        })
+        .expect("the retry");
+    let waited = retried.at - limited.at;
+    assert!(
+        waited >= Duration::from_millis(1500),
+        "retried after {waited:?}"
+    );
+
+    // Then an outage: every post fails with 500 for a while.
+    s.discord
+        .fail_next(12, 500, json!({"message": "internal"}))
+        .await;
+    for i in 0..8 {
+        s.twitch
+            .privmsg("#alpha", "ronni", "Ronni", &format!("during {i}"))
+            .await;
+    }
+    // In order, none lost; a backlog may coalesce into fewer posts: count lines.
+    let lines_of = |posts: &[serde_json::Value]| -> Vec<String> {
+        posts[1..]
+            .iter()
+            .flat_map(|p| {
+                p["content"]
+                    .as_str()
+                    .unwrap()
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let done = |rs: &[support::fake_discord::Req]| {
+        let bodies: Vec<serde_json::Value> = rs
+            .iter()
+            .filter(|r| {
+                r.method == "POST"
+                    && r.channel.as_deref() == Some(CH)
+                    && r.path.contains("/webhooks/")
+                    && r.body.get("_status").is_none()
+            })
+            .map(|r| r.body.clone())
+            .collect();
+        !bodies.is_empty() && lines_of(&bodies).len() >= 8
+    };
+    s.discord
+        .wait_for("8 lines after the outage", Duration::from_secs(60), done)
+        .await;
+    let posts = s.discord.wait_posts(CH, 1, WAIT).await;
+    let lines = lines_of(&posts);
+    assert_eq!(
+        lines,
+        (0..8).map(|i| format!("during {i}")).collect::<Vec<_>>(),
+        "{}",
+        s.jb.logs()
+    );
+}
+
+#[tokio::test]
+async fn bot_mode_uses_the_template_and_message_references_for_replies() {
+    let s = setup("webhooks = false").await;
+    let parent = s
+        .discord
+        .user_message(CH, "444", "Ann", "question?", json!({}))
+        .await;
+    let copies = s.discord.wait_posts(CH2, 1, WAIT).await;
+    assert_eq!(
+        copies[0]["content"],
+        "**Ann** (disc\u{03bf}rd): question?".replace("disc\u{03bf}rd", "discord")
+    );
+    s.discord
+        .user_message(
+            CH,
+            "555",
+            "Zoe",
+            "answer",
+            json!({"message_reference": {"message_id": parent, "channel_id": CH}}),
+        )
+        .await;
+    let copies = s.discord.wait_posts(CH2, 2, WAIT).await;
+    assert_eq!(copies[1]["content"], "**Zoe** (discord): answer");
+    assert!(
+        copies[1]["message_reference"]["message_id"].is_string(),
+        "{}",
+        copies[1]
+    );
+    assert_eq!(copies[1]["allowed_mentions"], json!({"parse": []}));
+    let js = js(&s.nats.url()).await;
+    let evs = wait_stored(&js, &format!("chat.lobby.discord.{CH}"), 2).await;
+    assert_eq!(
+        evs[1].reply_to.as_deref(),
+        Some(format!("discord:{CH}:{parent}").as_str())
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_token_fails_clearly_and_twitch_keeps_working() {
+    let nats = NatsServer::start();
+    let discord = FakeDiscord::start("the-real-token").await;
+    let twitch = FakeTwitch::start().await;
+    let cfg = config(&nats, &discord, &twitch, "").replace(TOKEN, "a-wrong-token");
+    let jb = Jetbridge::start(&cfg.replace(
+        &format!("\"discord:{CH}\", \"discord:{CH2}\""),
+        &format!("\"discord:{CH}\", \"twitch:#beta\""),
+    ));
+    twitch.wait_joined(&["#alpha", "#beta"], WAIT).await;
+    jb.wait_log("Discord refused the bot token", WAIT).await;
+    twitch
+        .privmsg("#alpha", "ronni", "Ronni", "still here")
+        .await;
+    assert_eq!(
+        twitch.wait_sent("#beta", 1, WAIT).await,
+        vec!["[twitch] Ronni: still here"]
+    );
+    assert!(!jb.logs().contains("a-wrong-token"), "token in logs");
+}

@@ -1,0 +1,509 @@
+//! A fake Discord: the REST routes the bridge and serenity call (gateway/bot,
+//! channels, roles, messages, webhooks) and a Gateway v10 websocket (HELLO,
+//! IDENTIFY with token check, READY, heartbeat ACK, RESUME, dispatches). Every
+//! REST request is recorded with its time; failures (429 with `retry_after`,
+//! 5xx) can be scripted; webhook names are checked against Discord's rules.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, Notify, mpsc};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+pub const BOT_ID: &str = "900000000000000001";
+pub const APP_ID: &str = "900000000000000002";
+pub const GUILD_ID: &str = "900000000000000003";
+
+/// One REST request as received.
+#[derive(Debug, Clone)]
+pub struct Req {
+    pub method: String,
+    pub path: String,
+    /// The channel a message post or edit goes into (resolved for webhooks).
+    pub channel: Option<String>,
+    pub body: Value,
+    pub at: Instant,
+}
+
+#[derive(Default)]
+struct State_ {
+    requests: Mutex<Vec<Req>>,
+    /// Scripted answers for the next message posts (status, body).
+    failures: Mutex<VecDeque<(u16, Value)>>,
+    /// Webhooks by id: (channel, token).
+    webhooks: Mutex<HashMap<String, (String, String)>>,
+    gateway: Mutex<Vec<mpsc::UnboundedSender<String>>>,
+    identified: Mutex<Vec<Value>>,
+    changed: Notify,
+    next_id: AtomicU64,
+    seq: AtomicU64,
+}
+
+pub struct FakeDiscord {
+    pub rest: SocketAddr,
+    pub gateway: SocketAddr,
+    pub token: String,
+    st: Arc<State_>,
+}
+
+impl FakeDiscord {
+    pub async fn start(token: &str) -> FakeDiscord {
+        let rest_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gw_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let rest = rest_l.local_addr().unwrap();
+        let gateway = gw_l.local_addr().unwrap();
+        let st = Arc::new(State_ {
+            next_id: AtomicU64::new(1_000_000_000_000_000_000),
+            ..Default::default()
+        });
+        let app_state = AppState {
+            st: st.clone(),
+            token: token.to_string(),
+            gateway,
+        };
+        let app = Router::new().fallback(rest_handler).with_state(app_state);
+        tokio::spawn(async move {
+            let _ = axum::serve(rest_l, app).await;
+        });
+        let gst = st.clone();
+        let tok = token.to_string();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = gw_l.accept().await {
+                tokio::spawn(gateway_conn(sock, gst.clone(), tok.clone(), gateway));
+            }
+        });
+        FakeDiscord {
+            rest,
+            gateway,
+            token: token.to_string(),
+            st,
+        }
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("http://{}", self.rest)
+    }
+
+    pub fn snowflake(&self) -> String {
+        self.st.next_id.fetch_add(1, Ordering::SeqCst).to_string()
+    }
+
+    /// Answer the next `n` message posts with `status` and `body`.
+    pub async fn fail_next(&self, n: usize, status: u16, body: Value) {
+        let mut f = self.st.failures.lock().await;
+        for _ in 0..n {
+            f.push_back((status, body.clone()));
+        }
+    }
+
+    pub async fn requests(&self) -> Vec<Req> {
+        self.st.requests.lock().await.clone()
+    }
+
+    /// Successful and failed posts of messages into `channel` (bot or webhook).
+    pub async fn posts(&self, channel: &str) -> Vec<Req> {
+        self.requests()
+            .await
+            .into_iter()
+            .filter(|r| is_post(r, channel))
+            .collect()
+    }
+
+    /// Wait until `cond` holds over the recorded requests.
+    pub async fn wait_for<F: FnMut(&[Req]) -> bool>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut cond: F,
+    ) -> Vec<Req> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.st.changed.notified();
+            {
+                let r = self.st.requests.lock().await;
+                if cond(&r) {
+                    return r.clone();
+                }
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    let r = self.requests().await;
+                    panic!("timed out waiting for {what}; requests: {:#?}", r.iter().map(|q| format!("{} {} {}", q.method, q.path, q.body)).collect::<Vec<_>>());
+                }
+            }
+        }
+    }
+
+    /// Wait for `n` successful message posts into `channel`; returns their bodies.
+    pub async fn wait_posts(&self, channel: &str, n: usize, timeout: Duration) -> Vec<Value> {
+        let ok = |r: &Req| is_post(r, channel) && r.body.get("_status").is_none();
+        self.wait_for(&format!("{n} posts into {channel}"), timeout, |rs| {
+            rs.iter().filter(|r| ok(r)).count() >= n
+        })
+        .await
+        .into_iter()
+        .filter(|r| ok(r))
+        .map(|r| r.body)
+        .collect()
+    }
+
+    /// Wait until a gateway client identified; returns its IDENTIFY payload.
+    pub async fn wait_identified(&self, timeout: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.st.changed.notified();
+            let last = self.st.identified.lock().await.last().cloned();
+            if let Some(v) = last
+                && !self.st.gateway.lock().await.is_empty()
+            {
+                return v;
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(deadline) => panic!("no gateway client identified"),
+            }
+        }
+    }
+
+    /// Send a dispatch to every connected gateway client.
+    pub async fn dispatch(&self, t: &str, d: Value) {
+        let s = self.st.seq.fetch_add(1, Ordering::SeqCst) + 2;
+        let frame = json!({ "op": 0, "t": t, "s": s, "d": d }).to_string();
+        let conns = self.st.gateway.lock().await;
+        assert!(!conns.is_empty(), "no gateway client connected");
+        for c in conns.iter() {
+            let _ = c.send(frame.clone());
+        }
+    }
+
+    /// A MESSAGE_CREATE from a user; returns the message id.
+    pub async fn user_message(
+        &self,
+        channel: &str,
+        user_id: &str,
+        name: &str,
+        content: &str,
+        extra: Value,
+    ) -> String {
+        let id = self.snowflake();
+        let mut d = message_json(
+            &id,
+            channel,
+            json!({
+                "id": user_id, "username": name.to_lowercase(), "global_name": name,
+                "discriminator": "0", "avatar": "a_0123456789abcdef0123456789abcdef", "bot": false
+            }),
+            content,
+        );
+        merge(&mut d, extra);
+        self.dispatch("MESSAGE_CREATE", d).await;
+        id
+    }
+
+    /// A webhook id we created for `channel`, if any.
+    pub async fn webhook_for(&self, channel: &str) -> Option<(String, String)> {
+        self.st
+            .webhooks
+            .lock()
+            .await
+            .iter()
+            .find(|(_, (c, _))| c == channel)
+            .map(|(id, (_, tok))| (id.clone(), tok.clone()))
+    }
+}
+
+fn is_post(r: &Req, channel: &str) -> bool {
+    let message_post = r.path.ends_with("/messages")
+        || (r.path.starts_with("/api/v10/webhooks/") && r.path.matches('/').count() == 5);
+    r.method == "POST" && message_post && r.channel.as_deref() == Some(channel)
+}
+
+fn merge(base: &mut Value, extra: Value) {
+    if let (Some(b), Value::Object(e)) = (base.as_object_mut(), extra) {
+        for (k, v) in e {
+            b.insert(k, v);
+        }
+    }
+}
+
+pub fn message_json(id: &str, channel: &str, author: Value, content: &str) -> Value {
+    json!({
+        "id": id, "channel_id": channel, "guild_id": GUILD_ID, "author": author,
+        "content": content, "timestamp": "2026-11-23T10:00:00.123000+00:00",
+        "edited_timestamp": null, "tts": false, "mention_everyone": false,
+        "mentions": [], "mention_roles": [], "attachments": [], "embeds": [],
+        "pinned": false, "type": 0
+    })
+}
+
+#[derive(Clone)]
+struct AppState {
+    st: Arc<State_>,
+    token: String,
+    gateway: SocketAddr,
+}
+
+async fn rest_handler(
+    State(app): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let body_v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let st = &app.st;
+    let segs_owned: Vec<String> = path
+        .trim_start_matches("/api/v10/")
+        .split('/')
+        .map(str::to_string)
+        .collect();
+    let channel = match segs_owned.first().map(String::as_str) {
+        Some("channels") => segs_owned.get(1).cloned(),
+        Some("webhooks") => {
+            let hooks = st.webhooks.lock().await;
+            segs_owned
+                .get(1)
+                .and_then(|id| hooks.get(id))
+                .map(|(c, _)| c.clone())
+        }
+        _ => None,
+    };
+    let record = |status: Option<u16>| {
+        let mut b = body_v.clone();
+        if let Some(s) = status {
+            if !b.is_object() {
+                b = json!({});
+            }
+            b["_status"] = json!(s);
+        }
+        Req {
+            method: method.to_string(),
+            path: path.clone(),
+            channel: channel.clone(),
+            body: b,
+            at: Instant::now(),
+        }
+    };
+    // Real Discord serves GET /gateway without a token; webhooks carry their own.
+    let is_webhook_exec = path.starts_with("/api/v10/webhooks/") || path == "/api/v10/gateway";
+    let bot_ok = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == format!("Bot {}", app.token));
+    if !is_webhook_exec && !bot_ok {
+        st.requests.lock().await.push(record(Some(401)));
+        st.changed.notify_waiters();
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"message": "401: Unauthorized", "code": 0})),
+        )
+            .into_response();
+    }
+    let segs: Vec<&str> = path.trim_start_matches("/api/v10/").split('/').collect();
+    let is_post_message = method == Method::POST
+        && (matches!(segs.as_slice(), ["channels", _, "messages"])
+            || (segs.first() == Some(&"webhooks") && segs.len() == 3));
+    if is_post_message && let Some((status, fbody)) = st.failures.lock().await.pop_front() {
+        st.requests.lock().await.push(record(Some(status)));
+        st.changed.notify_waiters();
+        let mut resp = (StatusCode::from_u16(status).unwrap(), Json(fbody.clone())).into_response();
+        if let Some(ra) = fbody.get("retry_after").and_then(Value::as_f64) {
+            resp.headers_mut()
+                .insert("retry-after", ra.ceil().to_string().parse().unwrap());
+        }
+        return resp;
+    }
+    let answer: (StatusCode, Value) = match (method.as_str(), segs.as_slice()) {
+        ("GET", ["gateway"]) | ("GET", ["gateway", "bot"]) => (
+            StatusCode::OK,
+            json!({"url": format!("ws://{}", app.gateway), "shards": 1,
+                   "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}}),
+        ),
+        ("GET", ["users", "@me"]) => (StatusCode::OK, bot_user()),
+        ("GET", ["channels", id]) => (
+            StatusCode::OK,
+            json!({"id": id, "type": 0, "guild_id": GUILD_ID, "name": format!("chan-{}", &id[id.len().saturating_sub(3)..])}),
+        ),
+        ("GET", ["guilds", _, "roles"]) => {
+            (StatusCode::OK, json!([{"id": "777", "name": "Moderators"}]))
+        }
+        ("POST", ["channels", ch, "messages"]) => (
+            StatusCode::OK,
+            message_json(
+                &st.next_id.fetch_add(1, Ordering::SeqCst).to_string(),
+                ch,
+                bot_user(),
+                body_v["content"].as_str().unwrap_or(""),
+            ),
+        ),
+        ("PATCH", ["channels", _, "messages", _])
+        | ("PATCH", ["webhooks", _, _, "messages", _]) => (StatusCode::OK, json!({"id": "1"})),
+        ("DELETE", ["channels", _, "messages", _])
+        | ("DELETE", ["webhooks", _, _, "messages", _]) => (StatusCode::NO_CONTENT, Value::Null),
+        ("GET", ["channels", ch, "webhooks"]) => {
+            let hooks = st.webhooks.lock().await;
+            let list: Vec<Value> = hooks
+                .iter()
+                .filter(|(_, (c, _))| c == ch)
+                .map(|(id, (c, t))| webhook_json(id, c, t))
+                .collect();
+            (StatusCode::OK, Value::Array(list))
+        }
+        ("POST", ["channels", ch, "webhooks"]) => {
+            let id = st.next_id.fetch_add(1, Ordering::SeqCst).to_string();
+            let token = format!("hooktoken{id}");
+            st.webhooks
+                .lock()
+                .await
+                .insert(id.clone(), (ch.to_string(), token.clone()));
+            (StatusCode::OK, webhook_json(&id, ch, &token))
+        }
+        ("POST", ["webhooks", id, token]) => {
+            let hooks = st.webhooks.lock().await;
+            match hooks.get(*id) {
+                Some((ch, t)) if t == token => {
+                    let name = body_v["username"].as_str().unwrap_or("");
+                    let lower = name.to_lowercase();
+                    if lower.contains("discord")
+                        || lower.contains("clyde")
+                        || name.chars().count() > 80
+                        || name.is_empty()
+                    {
+                        (
+                            StatusCode::BAD_REQUEST,
+                            json!({"message": "Invalid Form Body", "code": 50035}),
+                        )
+                    } else {
+                        let mid = st.next_id.fetch_add(1, Ordering::SeqCst).to_string();
+                        let mut m = message_json(
+                            &mid,
+                            ch,
+                            json!({"id": id, "username": name, "discriminator": "0000", "avatar": null, "bot": true}),
+                            body_v["content"].as_str().unwrap_or(""),
+                        );
+                        m["webhook_id"] = json!(id);
+                        m["application_id"] = json!(APP_ID);
+                        (StatusCode::OK, m)
+                    }
+                }
+                _ => (
+                    StatusCode::NOT_FOUND,
+                    json!({"message": "Unknown Webhook", "code": 10015}),
+                ),
+            }
+        }
+        _ => (
+            StatusCode::NOT_FOUND,
+            json!({"message": "404: Not Found", "code": 0}),
+        ),
+    };
+    let failed = !answer.0.is_success();
+    st.requests
+        .lock()
+        .await
+        .push(record(failed.then_some(answer.0.as_u16())));
+    st.changed.notify_waiters();
+    if answer.1.is_null() {
+        return answer.0.into_response();
+    }
+    (answer.0, Json(answer.1)).into_response()
+}
+
+fn webhook_json(id: &str, channel: &str, token: &str) -> Value {
+    json!({"id": id, "type": 1, "channel_id": channel, "guild_id": GUILD_ID, "name": "jetbridge",
+           "token": token, "application_id": APP_ID, "avatar": null,
+           "user": {"id": BOT_ID, "username": "jetbridge-bot", "discriminator": "0", "avatar": null, "bot": true}})
+}
+
+fn bot_user() -> Value {
+    json!({"id": BOT_ID, "username": "jetbridge-bot", "discriminator": "0", "global_name": null, "avatar": null, "bot": true})
+}
+
+async fn gateway_conn(
+    sock: tokio::net::TcpStream,
+    st: Arc<State_>,
+    token: String,
+    addr: SocketAddr,
+) {
+    let Ok(ws) = tokio_tungstenite::accept_async(sock).await else {
+        return;
+    };
+    let (mut tx, mut rx) = ws.split();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<String>();
+    let _ = tx
+        .send(WsMessage::text(
+            json!({"op": 10, "d": {"heartbeat_interval": 41250}}).to_string(),
+        ))
+        .await;
+    let writer = tokio::spawn(async move {
+        while let Some(frame) = out_rx.recv().await {
+            if frame == "__close_4004" {
+                let _ = tx
+                    .send(WsMessage::Close(Some(CloseFrame {
+                        code: CloseCode::from(4004),
+                        reason: "Authentication failed.".into(),
+                    })))
+                    .await;
+                break;
+            }
+            if tx.send(WsMessage::text(frame)).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut registered = false;
+    while let Some(Ok(msg)) = rx.next().await {
+        let WsMessage::Text(text) = msg else { continue };
+        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        match v["op"].as_u64() {
+            Some(2) => {
+                st.identified.lock().await.push(v["d"].clone());
+                if v["d"]["token"].as_str() != Some(token.as_str())
+                    && v["d"]["token"].as_str() != Some(&format!("Bot {token}"))
+                {
+                    let _ = out_tx.send("__close_4004".into());
+                    st.changed.notify_waiters();
+                    break;
+                }
+                let ready = json!({"op": 0, "t": "READY", "s": 1, "d": {
+                    "v": 10, "user": bot_user(), "guilds": [{"id": GUILD_ID, "unavailable": true}],
+                    "session_id": "fake-session", "resume_gateway_url": format!("ws://{addr}"),
+                    "shard": [0, 1], "application": {"id": APP_ID, "flags": 0}}});
+                let _ = out_tx.send(ready.to_string());
+                st.gateway.lock().await.push(out_tx.clone());
+                registered = true;
+                st.changed.notify_waiters();
+            }
+            Some(1) => {
+                let _ = out_tx.send(json!({"op": 11}).to_string());
+            }
+            Some(6) => {
+                let _ = out_tx.send(json!({"op": 0, "t": "RESUMED", "s": 1, "d": {}}).to_string());
+                st.gateway.lock().await.push(out_tx.clone());
+                registered = true;
+                st.changed.notify_waiters();
+            }
+            _ => {}
+        }
+    }
+    if registered {
+        st.gateway.lock().await.retain(|c| !c.same_channel(&out_tx));
+    }
+    drop(out_tx);
+    let _ = writer.await;
+}

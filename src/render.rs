@@ -121,6 +121,89 @@ fn parse_link(chars: &[char], start: usize) -> Option<(String, String, usize)> {
     Some((label, url, j + 1))
 }
 
+/// A piece of common markup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Span {
+    Text(String),
+    Bold(Vec<Span>),
+    Italic(Vec<Span>),
+    Code(String),
+    Link { label: Vec<Span>, url: String },
+}
+
+/// Parse common markup into spans (escapes resolved), for platforms whose markup
+/// differs enough to be rendered from structure (Slack mrkdwn).
+pub fn parse_markup(markup: &str) -> Vec<Span> {
+    let chars: Vec<char> = markup.chars().collect();
+    parse_spans(&chars)
+}
+
+fn parse_spans(chars: &[char]) -> Vec<Span> {
+    let mut out = Vec::new();
+    let mut text = String::new();
+    let flush = |text: &mut String, out: &mut Vec<Span>| {
+        if !text.is_empty() {
+            out.push(Span::Text(std::mem::take(text)));
+        }
+    };
+    let find = |from: usize, pat: &[char]| -> Option<usize> {
+        (from..chars.len().saturating_sub(pat.len() - 1))
+            .find(|&j| chars[j..j + pat.len()] == *pat && (j == 0 || chars[j - 1] != '\\'))
+    };
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '\\' && i + 1 < chars.len() && MARKUP_CHARS.contains(&chars[i + 1]) {
+            text.push(chars[i + 1]);
+            i += 2;
+            continue;
+        }
+        if c == '`'
+            && let Some(end) = find(i + 1, &['`'])
+        {
+            flush(&mut text, &mut out);
+            out.push(Span::Code(chars[i + 1..end].iter().collect()));
+            i = end + 1;
+            continue;
+        }
+        if c == '*'
+            && chars.get(i + 1) == Some(&'*')
+            && let Some(end) = find(i + 2, &['*', '*'])
+            && end > i + 2
+        {
+            flush(&mut text, &mut out);
+            out.push(Span::Bold(parse_spans(&chars[i + 2..end])));
+            i = end + 2;
+            continue;
+        }
+        if (c == '*' || (c == '_' && is_emphasis_underscore(chars, i)))
+            && let Some(end) = find(i + 1, &[c])
+            && end > i + 1
+        {
+            flush(&mut text, &mut out);
+            out.push(Span::Italic(parse_spans(&chars[i + 1..end])));
+            i = end + 1;
+            continue;
+        }
+        if c == '['
+            && let Some((label, url, end)) = parse_link(chars, i)
+        {
+            flush(&mut text, &mut out);
+            let label: Vec<char> = label.chars().collect();
+            out.push(Span::Link {
+                label: parse_spans(&label),
+                url,
+            });
+            i = end;
+            continue;
+        }
+        text.push(c);
+        i += 1;
+    }
+    flush(&mut text, &mut out);
+    out
+}
+
 /// Replace every control character (CR, LF, NUL, …) by a space, and collapse the
 /// runs this creates: on a line protocol such as IRC a CR or LF would end the line
 /// and let the rest run as a command.
@@ -306,6 +389,35 @@ mod tests {
         assert_eq!(markup_to_plain("[https://a.b](https://a.b)"), "https://a.b");
         assert_eq!(markup_to_plain("my_var_name"), "my_var_name");
         assert_eq!(markup_to_plain("`code`"), "code");
+    }
+
+    #[test]
+    fn spans_parse_the_common_subset() {
+        assert_eq!(
+            parse_markup("a **b** *c* `d*` [e](https://x.y) \\*f"),
+            vec![
+                Span::Text("a ".into()),
+                Span::Bold(vec![Span::Text("b".into())]),
+                Span::Text(" ".into()),
+                Span::Italic(vec![Span::Text("c".into())]),
+                Span::Text(" ".into()),
+                Span::Code("d*".into()),
+                Span::Text(" ".into()),
+                Span::Link {
+                    label: vec![Span::Text("e".into())],
+                    url: "https://x.y".into()
+                },
+                Span::Text(" *f".into()),
+            ]
+        );
+        assert_eq!(
+            parse_markup("snake_case_name"),
+            vec![Span::Text("snake_case_name".into())]
+        );
+        assert_eq!(
+            parse_markup("2 * 3 = 6"),
+            vec![Span::Text("2 * 3 = 6".into())]
+        );
     }
 
     #[test]

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::backoff::Backoff;
-use crate::bridge::{Action, Bridge, DeliverError, Delivery};
+use crate::bridge::{Action, Bridge, DeliverError, Delivery, default_render};
 use crate::bus::{Bus, IdMap, Posted};
 use crate::config::{Config, Rules};
 use crate::event::{self, ChatEvent, EventKind};
@@ -419,33 +419,50 @@ impl Worker {
     }
 
     /// The head of the queue, plus the messages behind it when the channel is
-    /// behind by more than `coalesce_after` and they fit in one post.
+    /// behind by more than `coalesce_after` and they fit in one post. Coalesced
+    /// lines use the template (`format`), so each keeps its author even where a
+    /// single post would otherwise carry one author's name (webhooks, Slack).
     fn take_batch(&self, queue: &mut VecDeque<Item>) -> Vec<(Item, Vec<String>)> {
         // Queue is non-empty here (checked by the caller).
         let head = queue.pop_front().expect("non-empty queue");
-        let head_parts = self.bridge.render(&head.event, &self.channel);
         let coalesce_after = self.bridge.common().coalesce_after;
         let lagging = head.received.elapsed() >= coalesce_after;
-        if !(lagging && head.event.kind == EventKind::Message && head_parts.len() == 1) {
-            return vec![(head, head_parts)];
+        let coalescible = |ev: &ChatEvent| ev.kind == EventKind::Message && ev.reply_to.is_none();
+        if !(lagging
+            && coalescible(&head.event)
+            && queue.front().is_some_and(|n| coalescible(&n.event)))
+        {
+            let parts = self.bridge.render(&head.event, &self.channel);
+            return vec![(head, parts)];
         }
         let spec = self.bridge.spec();
-        let mut len = render::char_len(&head_parts[0]);
-        let mut batch = vec![(head, head_parts)];
+        let head_line = default_render(self.bridge.as_ref(), &head.event, &self.channel);
+        if head_line.len() != 1 {
+            let parts = self.bridge.render(&head.event, &self.channel);
+            return vec![(head, parts)];
+        }
+        let mut len = render::char_len(&head_line[0]);
+        let mut batch = vec![(head, head_line)];
         while let Some(next) = queue.front() {
-            if next.event.kind != EventKind::Message || next.event.reply_to.is_some() {
+            if !coalescible(&next.event) {
                 break;
             }
-            let parts = self.bridge.render(&next.event, &self.channel);
+            let line = default_render(self.bridge.as_ref(), &next.event, &self.channel);
             let add =
-                render::char_len(spec.joiner) + parts.first().map_or(0, |p| render::char_len(p));
-            if parts.len() != 1 || len + add > spec.max_chars {
+                render::char_len(spec.joiner) + line.first().map_or(0, |p| render::char_len(p));
+            if line.len() != 1 || len + add > spec.max_chars {
                 break;
             }
             len += add;
             // front() was Some.
             let item = queue.pop_front().expect("peeked item");
-            batch.push((item, parts));
+            batch.push((item, line));
+        }
+        if batch.len() == 1 {
+            // Nothing joined it after all: post it the usual way.
+            let (head, _) = batch.pop().expect("one item");
+            let parts = self.bridge.render(&head.event, &self.channel);
+            return vec![(head, parts)];
         }
         batch
     }
@@ -525,6 +542,7 @@ impl Worker {
                 channel: &self.channel,
                 event: &ev,
                 action,
+                combined: batch.len() > 1,
             };
             let wait = match self.bridge.deliver(delivery).await {
                 Ok(posted) => break Some(posted),

@@ -220,10 +220,6 @@ topic = "x""##,
             "\"web\" is reserved",
         ),
         (
-            "[slack]\nenabled = true",
-            "slack.enabled: the slack bridge is not part of this build yet",
-        ),
-        (
             r##"[discord]
 enabled = false
 [[rooms]]

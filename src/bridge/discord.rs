@@ -279,7 +279,7 @@ impl DiscordBridge {
         // Webhooks cannot reply with a message reference: replies whose parent
         // copy is known go as bot messages, which can.
         let reply_ref = reply_to.and_then(|p| p.ids.first().cloned());
-        let use_webhook = self.cfg.webhooks && reply_ref.is_none();
+        let use_webhook = self.cfg.webhooks && reply_ref.is_none() && !d.combined;
         let mut ids = Vec::new();
         let mut hook_id = None;
         for (i, part) in parts.iter().enumerate() {

@@ -68,6 +68,9 @@ pub struct Delivery<'a> {
     /// The event (for a coalesced post, the first of them).
     pub event: &'a ChatEvent,
     pub action: Action<'a>,
+    /// Several events coalesced into one post (each line from the template): post
+    /// as the bridge itself, not as one author.
+    pub combined: bool,
 }
 
 /// Why a delivery did not happen, and so what the router does next.
@@ -326,7 +329,7 @@ pub mod registry {
 
     /// Whether this build can run a bridge of `platform`.
     pub fn available(platform: &str) -> bool {
-        matches!(platform, "twitch" | "discord")
+        matches!(platform, "twitch" | "discord" | "slack")
     }
 
     /// Check one platform-specific option of a channel in a room's table form.
@@ -379,6 +382,7 @@ pub mod registry {
         match cfg.platform.as_str() {
             "twitch" => Ok(Arc::new(twitch::TwitchBridge::new(cfg)?)),
             "discord" => Ok(Arc::new(discord::DiscordHandle::new(cfg, config)?)),
+            "slack" => Ok(Arc::new(slack::SlackHandle::new(cfg)?)),
             other => Err(format!("the {other} bridge is not part of this build yet")),
         }
     }

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this module
 
 pub mod fake_discord;
+pub mod fake_slack;
 pub mod fake_twitch;
 pub mod http;
 pub mod nats;

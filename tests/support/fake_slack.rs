@@ -1,0 +1,421 @@
+//! A fake Slack: the Web API methods the bridge calls (auth.test, users.info,
+//! conversations.info, chat.postMessage/update/delete, apps.connections.open)
+//! and a Socket Mode websocket (hello, events_api envelopes, ack tracking,
+//! `disconnect`). Every Web API call is recorded with its time; 429s (with
+//! Retry-After), 5xx and a refused `chat:write.customize` can be scripted.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, Notify, mpsc};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+pub const BOT_TOKEN: &str = "xoxb-fake-bot-token";
+pub const APP_TOKEN: &str = "xapp-fake-app-token";
+pub const BOT_USER: &str = "UBOT0001";
+pub const BOT_ID: &str = "BBOT0001";
+
+#[derive(Debug, Clone)]
+pub struct Call {
+    pub method: String,
+    /// Query and body parameters together.
+    pub params: Value,
+    pub status: u16,
+    pub at: Instant,
+}
+
+#[derive(Default)]
+struct St {
+    calls: Mutex<Vec<Call>>,
+    failures: Mutex<VecDeque<(u16, Value)>>,
+    refuse_customize: AtomicBool,
+    sockets: Mutex<Vec<mpsc::UnboundedSender<String>>>,
+    acks: Mutex<Vec<String>>,
+    connections: AtomicU64,
+    next_ts: AtomicU64,
+    changed: Notify,
+}
+
+pub struct FakeSlack {
+    pub addr: SocketAddr,
+    st: Arc<St>,
+    next_envelope: AtomicU64,
+}
+
+#[derive(Clone)]
+struct App {
+    st: Arc<St>,
+    ws: SocketAddr,
+}
+
+impl FakeSlack {
+    pub async fn start() -> FakeSlack {
+        let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ws = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = api.local_addr().unwrap();
+        let ws_addr = ws.local_addr().unwrap();
+        let st = Arc::new(St {
+            next_ts: AtomicU64::new(100),
+            ..Default::default()
+        });
+        let app = Router::new().fallback(api_handler).with_state(App {
+            st: st.clone(),
+            ws: ws_addr,
+        });
+        tokio::spawn(async move {
+            let _ = axum::serve(api, app).await;
+        });
+        let wst = st.clone();
+        tokio::spawn(async move {
+            while let Ok((sock, _)) = ws.accept().await {
+                tokio::spawn(socket_conn(sock, wst.clone()));
+            }
+        });
+        FakeSlack {
+            addr,
+            st,
+            next_envelope: AtomicU64::new(1),
+        }
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("http://{}/api", self.addr)
+    }
+
+    pub async fn fail_next(&self, n: usize, status: u16, body: Value) {
+        let mut f = self.st.failures.lock().await;
+        for _ in 0..n {
+            f.push_back((status, body.clone()));
+        }
+    }
+
+    /// Answer posts with a custom name with `missing_scope`.
+    pub fn refuse_customize(&self) {
+        self.st.refuse_customize.store(true, Ordering::SeqCst);
+    }
+
+    pub fn connections(&self) -> u64 {
+        self.st.connections.load(Ordering::SeqCst)
+    }
+
+    pub async fn calls(&self) -> Vec<Call> {
+        self.st.calls.lock().await.clone()
+    }
+
+    pub async fn acks(&self) -> Vec<String> {
+        self.st.acks.lock().await.clone()
+    }
+
+    /// Wait until `cond` holds over the calls.
+    pub async fn wait_for<F: FnMut(&[Call]) -> bool>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut cond: F,
+    ) -> Vec<Call> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.st.changed.notified();
+            {
+                let c = self.st.calls.lock().await;
+                if cond(&c) {
+                    return c.clone();
+                }
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    let c = self.calls().await;
+                    panic!("timed out waiting for {what}; calls: {:#?}", c.iter().map(|x| format!("{} {} {}", x.status, x.method, x.params)).collect::<Vec<_>>());
+                }
+            }
+        }
+    }
+
+    /// Successful chat.postMessage calls into `channel`, after waiting for `n`.
+    pub async fn wait_posts(&self, channel: &str, n: usize, timeout: Duration) -> Vec<Value> {
+        let ok = |c: &Call| {
+            c.method == "chat.postMessage"
+                && c.status == 200
+                && c.params["channel"] == channel
+                && c.params.get("_refused").is_none()
+        };
+        self.wait_for(&format!("{n} posts into {channel}"), timeout, |cs| {
+            cs.iter().filter(|c| ok(c)).count() >= n
+        })
+        .await
+        .into_iter()
+        .filter(|c| ok(c))
+        .map(|c| c.params)
+        .collect()
+    }
+
+    /// Wait for a Socket Mode connection (one more than `after`).
+    pub async fn wait_connected(&self, after: u64, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.st.changed.notified();
+            if self.connections() > after && !self.st.sockets.lock().await.is_empty() {
+                return;
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(deadline) => panic!("no socket mode connection"),
+            }
+        }
+    }
+
+    /// Send an events_api envelope with `event`; returns the envelope id.
+    pub async fn send_event(&self, event: Value) -> String {
+        let n = self.next_envelope.fetch_add(1, Ordering::SeqCst);
+        let envelope_id = format!("env-{n}");
+        self.send_envelope(&envelope_id, &format!("Ev{n:06}"), event)
+            .await;
+        envelope_id
+    }
+
+    /// Send (or resend, as Slack does when an ack is missing) one envelope.
+    pub async fn send_envelope(&self, envelope_id: &str, event_id: &str, event: Value) {
+        let frame = json!({
+            "envelope_id": envelope_id, "type": "events_api", "accepts_response_payload": false,
+            "retry_attempt": 0, "retry_reason": "",
+            "payload": {
+                "token": "verification", "team_id": "T0001", "api_app_id": "A0001",
+                "event": event, "type": "event_callback", "event_id": event_id,
+                "event_time": 1_700_000_000u64
+            }
+        });
+        let sockets = self.st.sockets.lock().await;
+        let sock = sockets.last().expect("a socket mode connection");
+        let _ = sock.send(frame.to_string());
+    }
+
+    /// Ask the client to reconnect, as Slack does before rotating a connection.
+    pub async fn send_disconnect(&self) {
+        let frame = json!({"type": "disconnect", "reason": "refresh_requested", "debug_info": {"host": "fake"}});
+        for s in self.st.sockets.lock().await.iter() {
+            let _ = s.send(frame.to_string());
+        }
+    }
+
+    /// A user's message event; returns its ts.
+    pub fn next_ts(&self) -> String {
+        format!(
+            "1700000000.{:06}",
+            self.st.next_ts.fetch_add(1, Ordering::SeqCst)
+        )
+    }
+}
+
+pub fn message(channel: &str, user: &str, text: &str, ts: &str) -> Value {
+    json!({"type": "message", "channel": channel, "user": user, "text": text, "ts": ts, "channel_type": "channel", "event_ts": ts})
+}
+
+fn params(uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Value {
+    let mut map = serde_json::Map::new();
+    let mut add_pairs = |s: &str| {
+        for pair in s.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let dec = |x: &str| {
+                let bytes = x.replace('+', " ");
+                percent_decode(&bytes)
+            };
+            map.insert(dec(k), Value::String(dec(v)));
+        }
+    };
+    if let Some(q) = uri.query() {
+        add_pairs(q);
+    }
+    let ctype = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ctype.contains("json") {
+        if let Ok(Value::Object(o)) = serde_json::from_slice::<Value>(body) {
+            for (k, v) in o {
+                map.insert(k, v);
+            }
+        }
+    } else {
+        add_pairs(&String::from_utf8_lossy(body));
+    }
+    Value::Object(map)
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn api_handler(
+    State(app): State<App>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let method = uri.path().trim_start_matches("/api/").to_string();
+    let mut p = params(&uri, &headers, &body);
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("")
+        .to_string();
+    let st = &app.st;
+    let (status, answer): (u16, Value) = if method == "apps.connections.open" {
+        if token == APP_TOKEN {
+            (
+                200,
+                json!({"ok": true, "url": format!("ws://{}/link/?ticket=t{}", app.ws, st.connections.load(Ordering::SeqCst))}),
+            )
+        } else {
+            (200, json!({"ok": false, "error": "invalid_auth"}))
+        }
+    } else if token != BOT_TOKEN {
+        (200, json!({"ok": false, "error": "invalid_auth"}))
+    } else {
+        let scripted = if method == "chat.postMessage" {
+            st.failures.lock().await.pop_front()
+        } else {
+            None
+        };
+        if let Some((status, body)) = scripted {
+            (status, body)
+        } else {
+            match method.as_str() {
+                "auth.test" => (
+                    200,
+                    json!({"ok": true, "url": "https://fake.slack.com/", "team": "Fake", "user": "jetbridge",
+                                            "team_id": "T0001", "user_id": BOT_USER, "bot_id": BOT_ID}),
+                ),
+                "users.info" => {
+                    let id = p["user"].as_str().unwrap_or("U0").to_string();
+                    let name = match id.as_str() {
+                        "U0001" => "Ann",
+                        "U0002" => "Zoe",
+                        _ => "Someone",
+                    };
+                    (
+                        200,
+                        json!({"ok": true, "user": {"id": id, "team_id": "T0001", "name": name.to_lowercase(),
+                        "profile": {"display_name": name, "real_name": format!("{name} Real"),
+                                    "image_48": format!("https://avatars.example/{id}-48.png"),
+                                    "image_72": format!("https://avatars.example/{id}-72.png")}}}),
+                    )
+                }
+                "conversations.info" => {
+                    let id = p["channel"].as_str().unwrap_or("C0").to_string();
+                    (
+                        200,
+                        json!({"ok": true, "channel": {"id": id, "name": format!("chan-{}", id.to_lowercase()), "created": 1, "is_channel": true}}),
+                    )
+                }
+                "chat.postMessage"
+                    if st.refuse_customize.load(Ordering::SeqCst)
+                        && (p.get("username").is_some() || p.get("icon_url").is_some()) =>
+                {
+                    p["_refused"] = json!(true);
+                    (
+                        200,
+                        json!({"ok": false, "error": "missing_scope", "needed": "chat:write.customize", "provided": "chat:write"}),
+                    )
+                }
+                "chat.postMessage" => {
+                    let ts = format!(
+                        "1800000000.{:06}",
+                        st.next_ts.fetch_add(1, Ordering::SeqCst)
+                    );
+                    let ch = p["channel"].clone();
+                    (
+                        200,
+                        json!({"ok": true, "channel": ch, "ts": ts, "message": {"type": "message", "text": p["text"], "ts": ts, "bot_id": BOT_ID}}),
+                    )
+                }
+                "chat.update" => (
+                    200,
+                    json!({"ok": true, "channel": p["channel"], "ts": p["ts"], "text": p["text"],
+                           "message": {"type": "message", "text": p["text"], "bot_id": BOT_ID}}),
+                ),
+                "chat.delete" => (
+                    200,
+                    json!({"ok": true, "channel": p["channel"], "ts": p["ts"]}),
+                ),
+                _ => (200, json!({"ok": false, "error": "unknown_method"})),
+            }
+        }
+    };
+    st.calls.lock().await.push(Call {
+        method,
+        params: p,
+        status,
+        at: Instant::now(),
+    });
+    st.changed.notify_waiters();
+    let mut resp = (
+        StatusCode::from_u16(status).unwrap(),
+        axum::Json(answer.clone()),
+    )
+        .into_response();
+    if let Some(ra) = answer.get("retry_after").and_then(Value::as_u64) {
+        resp.headers_mut()
+            .insert("retry-after", ra.to_string().parse().unwrap());
+    }
+    resp
+}
+
+async fn socket_conn(sock: tokio::net::TcpStream, st: Arc<St>) {
+    let Ok(ws) = tokio_tungstenite::accept_async(sock).await else {
+        return;
+    };
+    st.connections.fetch_add(1, Ordering::SeqCst);
+    let (mut tx, mut rx) = ws.split();
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<String>();
+    let hello = json!({"type": "hello", "num_connections": 1, "debug_info": {"host": "fake", "approximate_connection_time": 3600}, "connection_info": {"app_id": "A0001"}});
+    let _ = tx.send(WsMessage::text(hello.to_string())).await;
+    st.sockets.lock().await.push(out_tx.clone());
+    st.changed.notify_waiters();
+    let writer = tokio::spawn(async move {
+        while let Some(f) = out_rx.recv().await {
+            if tx.send(WsMessage::text(f)).await.is_err() {
+                break;
+            }
+        }
+    });
+    while let Some(Ok(msg)) = rx.next().await {
+        if let WsMessage::Text(t) = msg
+            && let Ok(v) = serde_json::from_str::<Value>(&t)
+            && let Some(id) = v["envelope_id"].as_str()
+        {
+            st.acks.lock().await.push(id.to_string());
+            st.changed.notify_waiters();
+        }
+    }
+    st.sockets.lock().await.retain(|s| !s.same_channel(&out_tx));
+    drop(out_tx);
+    writer.abort();
+    st.changed.notify_waiters();
+}

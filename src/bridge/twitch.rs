@@ -344,39 +344,7 @@ impl TwitchBridge {
                     return Ok(());
                 }
                 let channel = format!("#{}", m.channel_login);
-                let text = render::escape_markup(&m.message_text);
-                let text = if m.is_action && !text.is_empty() {
-                    format!("*{text}*")
-                } else {
-                    text
-                };
-                let author = Author {
-                    id: m.sender.id.clone(),
-                    name: m.sender.name.clone(),
-                    avatar_url: None,
-                    color: m
-                        .name_color
-                        .map(|c| format!("#{:02X}{:02X}{:02X}", c.r, c.g, c.b)),
-                    bot: false,
-                };
-                let mut ev = ChatEvent::message(&self.name, &channel, &m.message_id, author, text);
-                ev.ts = m.server_timestamp;
-                ev.reply_to = m
-                    .reply_parent
-                    .as_ref()
-                    .map(|p| event::message_id(&self.name, &channel, &p.message_id));
-                let mut seen = HashSet::new();
-                for e in &m.emotes {
-                    if seen.insert(e.code.clone()) {
-                        ev.emotes.push(Emote {
-                            name: e.code.clone(),
-                            url: format!(
-                                "https://static-cdn.jtvnw.net/emoticons/v2/{}/default/dark/1.0",
-                                e.id
-                            ),
-                        });
-                    }
-                }
+                let ev = privmsg_to_event(&self.name, &m);
                 recent.remember(&channel, &m.sender.login, &m.message_id);
                 ctx.inbound.publish(ev);
             }
@@ -432,6 +400,46 @@ impl TwitchBridge {
         }
         Ok(())
     }
+}
+
+/// A Twitch PRIVMSG as a `message` event of bridge `bridge` (room unset).
+pub fn privmsg_to_event(bridge: &str, m: &twitch_irc::message::PrivmsgMessage) -> ChatEvent {
+    let channel = format!("#{}", m.channel_login);
+    // Twitch text is plain: markup characters are escaped, not interpreted.
+    let text = render::escape_markup(&m.message_text);
+    let text = if m.is_action && !text.is_empty() {
+        format!("*{text}*")
+    } else {
+        text
+    };
+    let author = Author {
+        id: m.sender.id.clone(),
+        name: m.sender.name.clone(),
+        avatar_url: None,
+        color: m
+            .name_color
+            .map(|c| format!("#{:02X}{:02X}{:02X}", c.r, c.g, c.b)),
+        bot: false,
+    };
+    let mut ev = ChatEvent::message(bridge, &channel, &m.message_id, author, text);
+    ev.ts = m.server_timestamp;
+    ev.reply_to = m
+        .reply_parent
+        .as_ref()
+        .map(|p| event::message_id(bridge, &channel, &p.message_id));
+    let mut seen = HashSet::new();
+    for e in &m.emotes {
+        if seen.insert(e.code.clone()) {
+            ev.emotes.push(Emote {
+                name: e.code.clone(),
+                url: format!(
+                    "https://static-cdn.jtvnw.net/emoticons/v2/{}/default/dark/1.0",
+                    e.id
+                ),
+            });
+        }
+    }
+    ev
 }
 
 /// Recent message ids per channel and author, so that a ban or timeout

@@ -260,18 +260,34 @@ impl Bus {
             .get_stream_no_info(&self.cfg.stream)
             .await
             .map_err(|e| err(e.to_string()))?;
-        let (filter_subject, filter_subjects) = if filters.len() == 1 {
-            (filters[0].clone(), Vec::new())
-        } else {
-            (String::new(), filters)
-        };
         let deliver_policy = match stream.consumer_info(&name).await {
             // The start position of an existing consumer cannot change.
             Ok(info) => info.config.deliver_policy,
             Err(_) => consumer::DeliverPolicy::ByStartTime { start_time: since },
         };
+        self.create_outbound(&stream, &name, bridge, filters, deliver_policy)
+            .await
+    }
+
+    async fn create_outbound(
+        &self,
+        stream: &stream::Stream<()>,
+        name: &str,
+        bridge: &str,
+        filters: Vec<String>,
+        deliver_policy: consumer::DeliverPolicy,
+    ) -> Result<consumer::PullConsumer, BusError> {
+        let err = |detail: String| BusError::Consumer {
+            consumer: name.to_string(),
+            detail,
+        };
+        let (filter_subject, filter_subjects) = if filters.len() == 1 {
+            (filters[0].clone(), Vec::new())
+        } else {
+            (String::new(), filters)
+        };
         let config = consumer::pull::Config {
-            durable_name: Some(name.clone()),
+            durable_name: Some(name.to_string()),
             description: Some(format!("jetbridge outbound deliveries for bridge {bridge}")),
             ack_policy: consumer::AckPolicy::Explicit,
             ack_wait: self.cfg.ack_wait,
@@ -286,6 +302,90 @@ impl Bus {
             .create_consumer(config)
             .await
             .map_err(|e| err(e.to_string()))
+    }
+
+    /// Like [`Bus::outbound_consumer`], for an instance that just became the
+    /// bridge's outbound leader. When the previous leader left deliveries
+    /// unacknowledged (it crashed, or was cut off), the consumer is recreated at
+    /// the ack floor so they come again at once and in order, instead of after
+    /// `ack_wait` and behind newer ones. Returns the consumer and the last stream
+    /// sequence that may already have been posted: up to it, deliveries must be
+    /// checked against the id map.
+    pub async fn take_over_outbound(
+        &self,
+        bridge: &str,
+        filters: Vec<String>,
+        since: time::OffsetDateTime,
+    ) -> Result<(consumer::PullConsumer, u64), BusError> {
+        let name = format!("jetbridge-out-{bridge}");
+        let err = |detail: String| BusError::Consumer {
+            consumer: name.clone(),
+            detail,
+        };
+        let stream = self
+            .js
+            .get_stream_no_info(&self.cfg.stream)
+            .await
+            .map_err(|e| err(e.to_string()))?;
+        let mut verify_until = 0;
+        if let Ok(info) = stream.consumer_info(&name).await
+            && info.num_ack_pending > 0
+        {
+            verify_until = info.delivered.stream_sequence;
+            let start = info.ack_floor.stream_sequence + 1;
+            tracing::info!(
+                unacked = info.num_ack_pending,
+                from = start,
+                "taking over unfinished deliveries"
+            );
+            stream
+                .delete_consumer(&name)
+                .await
+                .map_err(|e| err(format!("cannot reset: {e}")))?;
+            let c = self
+                .create_outbound(
+                    &stream,
+                    &name,
+                    bridge,
+                    filters,
+                    consumer::DeliverPolicy::ByStartSequence {
+                        start_sequence: start,
+                    },
+                )
+                .await?;
+            return Ok((c, verify_until));
+        }
+        let c = self.outbound_consumer(bridge, filters, since).await?;
+        Ok((c, verify_until))
+    }
+
+    /// A lease named `name` in the bucket `jetbridge-leases`: at most one holder
+    /// at a time, lost `ttl` after its holder stops renewing it.
+    pub async fn lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<Lease, BusError> {
+        let bucket = "jetbridge-leases".to_string();
+        let store = self
+            .js
+            .create_or_update_key_value(kv::Config {
+                bucket: bucket.clone(),
+                description: "jetbridge: which instance delivers for which bridge".into(),
+                history: 1,
+                // An entry nobody renews disappears: that is the lease's expiry.
+                max_age: ttl,
+                num_replicas: self.cfg.replicas,
+                storage: stream::StorageType::File,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| BusError::KeyValue {
+                bucket: bucket.clone(),
+                detail: e.to_string(),
+            })?;
+        Ok(Lease {
+            store,
+            key: name.to_string(),
+            holder: holder.to_string(),
+            revision: None,
+        })
     }
 
     /// The first and last sequence held by the stream.
@@ -444,6 +544,68 @@ fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
         cur = next;
     }
     cur.to_string()
+}
+
+/// What a lease renewal found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    Renewed,
+    /// Taken by someone else or expired.
+    Lost,
+    /// NATS did not answer: nobody else can take it meanwhile, but it expires
+    /// `ttl` after the last renewal.
+    Unreachable,
+}
+
+/// A lease held in JetStream KV (see [`Bus::lease`]).
+pub struct Lease {
+    store: kv::Store,
+    key: String,
+    holder: String,
+    revision: Option<u64>,
+}
+
+impl Lease {
+    /// Take the lease if nobody holds it. Errors (NATS away) count as "not now".
+    pub async fn try_acquire(&mut self) -> bool {
+        match self.store.create(&self.key, self.holder.clone().into()).await {
+            Ok(rev) => {
+                self.revision = Some(rev);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Extend the lease.
+    pub async fn renew(&mut self) -> Renewal {
+        let Some(rev) = self.revision else {
+            return Renewal::Lost;
+        };
+        match self
+            .store
+            .update(&self.key, self.holder.clone().into(), rev)
+            .await
+        {
+            Ok(rev) => {
+                self.revision = Some(rev);
+                Renewal::Renewed
+            }
+            // Someone else's revision (or the entry expired): it is gone.
+            Err(e) if e.kind() == kv::UpdateErrorKind::WrongLastRevision => {
+                self.revision = None;
+                Renewal::Lost
+            }
+            Err(_) => Renewal::Unreachable,
+        }
+    }
+
+    /// Give the lease up so another instance takes over at once.
+    pub async fn release(&mut self) {
+        if let Some(rev) = self.revision.take() {
+            let _ = self.store.delete_expect_revision(&self.key, Some(rev)).await;
+        }
+    }
 }
 
 /// Where an ordered read starts.

@@ -202,7 +202,16 @@ pub struct OutboundTiming {
     pub since: time::OffsetDateTime,
 }
 
+/// How long an outbound lease lasts without renewal: a crashed leader's
+/// deliveries are taken over after at most this long.
+pub const LEASE_TTL: Duration = Duration::from_secs(6);
+
 /// Deliver the stream to `bridge`'s channels until `shutdown`, then drain.
+///
+/// Several instances may run with the same config: each bridge's deliveries are
+/// done by one of them at a time (the holder of the lease `out-<bridge>`), so each
+/// channel gets every event once and in stream order. A standby takes over when
+/// the holder stops renewing (crash) or gives the lease up (shutdown).
 pub async fn run_outbound(
     bus: Bus,
     bridge: Arc<dyn Bridge>,
@@ -218,151 +227,225 @@ pub async fn run_outbound(
             return;
         }
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
-        let idmap = loop {
-            match bus.id_map(&name).await {
-                Ok(m) => break m,
-                Err(e) => tracing::warn!(error = %e, "id map not ready, retrying"),
+        let (idmap, mut lease) = loop {
+            let holder = format!("{}-{}", std::process::id(), ulid::Ulid::generate());
+            match (bus.id_map(&name).await, bus.lease(&format!("out-{name}"), &holder, LEASE_TTL).await) {
+                (Ok(m), Ok(l)) => break (m, l),
+                (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "outbound state not ready, retrying"),
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tokio::time::sleep(backoff.next_delay()) => {}
             }
         };
-        // Workers stop on `hard_stop`: shutdown plus the drain period.
-        let hard_stop = CancellationToken::new();
-        let inflight = Inflight::default();
-        let mut workers: HashMap<String, mpsc::UnboundedSender<Item>> = HashMap::new();
-        let mut tasks = JoinSet::new();
-        backoff.reset();
-        'outer: loop {
-            let consumer = match bus.outbound_consumer(&name, routes.filters(), timing.since).await {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "consumer not ready, retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break 'outer,
-                        _ = tokio::time::sleep(backoff.next_delay()) => continue,
-                    }
-                }
-            };
-            let mut messages = match consumer
-                .stream()
-                .max_messages_per_batch(256)
-                .heartbeat(Duration::from_secs(5))
-                .expires(Duration::from_secs(30))
-                .messages()
-                .await
-            {
-                Ok(m) => m,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot read consumer, retrying");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => break 'outer,
-                        _ = tokio::time::sleep(backoff.next_delay()) => continue,
-                    }
-                }
-            };
-            tracing::info!(filters = ?routes.filters(), "delivering");
-            loop {
-                let next = tokio::select! {
-                    _ = shutdown.cancelled() => break 'outer,
-                    next = messages.next() => next,
-                };
-                let msg = match next {
-                    Some(Ok(m)) => m,
-                    Some(Err(e)) => {
-                        // Heartbeats missed (NATS restarting) or the consumer went
-                        // away: build it again.
-                        tracing::warn!(error = %e, "consumer read failed, resubscribing");
-                        tokio::select! {
-                            _ = shutdown.cancelled() => break 'outer,
-                            _ = tokio::time::sleep(backoff.next_delay()) => continue 'outer,
-                        }
-                    }
-                    None => continue 'outer,
-                };
-                backoff.reset();
-                let (seq, delivered, pending) = match msg.info() {
-                    Ok(i) => (i.stream_sequence, i.delivered, i.pending),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "message without JetStream metadata");
-                        continue;
-                    }
-                };
-                metrics::gauge!("jetbridge_consumer_pending", "bridge" => name.clone())
-                    .set(pending as f64);
-                let (message, acker) = msg.split();
-                let held = inflight.lock().get(&seq).cloned();
-                if let Some(t) = held {
-                    // Redelivered while we still hold it (a slow channel outlived
-                    // ack_wait): it is already queued; ack with the newest handle.
-                    *t.acker.lock().await = acker;
-                    continue;
-                }
-                let ev: ChatEvent = match serde_json::from_slice(&message.payload) {
-                    Ok(ev) => ev,
-                    Err(e) => {
-                        tracing::error!(seq, subject = %message.subject, error = %e, "not a chat event, skipping");
-                        metrics::counter!("jetbridge_delivery_failures_total", "bridge" => name.clone(), "reason" => "invalid_event").increment(1);
-                        let _ = acker.ack_with(AckKind::Term).await;
-                        continue;
-                    }
-                };
-                let destinations = routes.destinations(&ev);
-                if destinations.is_empty() {
-                    let _ = acker.ack().await;
-                    continue;
-                }
-                let tracker = Arc::new(Tracker {
-                    seq,
-                    remaining: AtomicUsize::new(destinations.len()),
-                    acker: tokio::sync::Mutex::new(acker),
-                    settled: AtomicBool::new(false),
-                });
-                inflight.lock().insert(seq, tracker.clone());
-                let ev = Arc::new(ev);
-                for ch in destinations {
-                    let tx = workers.entry(ch.to_string()).or_insert_with(|| {
-                        let (tx, rx) = mpsc::unbounded_channel();
-                        let worker = Worker {
-                            bridge: bridge.clone(),
-                            channel: ch.to_string(),
-                            idmap: idmap.clone(),
-                            inflight: inflight.clone(),
-                            limiter: Limiter::new(bridge.spec().rate),
-                            hard_stop: hard_stop.clone(),
-                        };
-                        let span = tracing::info_span!("channel", channel = %ch);
-                        tasks.spawn(worker.run(rx).instrument(span));
-                        tx
-                    });
-                    let _ = tx.send(Item {
-                        event: ev.clone(),
-                        tracker: tracker.clone(),
-                        redelivered: delivered > 1,
-                        received: Instant::now(),
-                    });
-                }
-            }
-        }
-        // Stop feeding; let workers finish their queues until the drain deadline.
-        drop(workers);
-        let deadline = tokio::time::sleep(timing.drain);
-        tokio::pin!(deadline);
         loop {
-            tokio::select! {
-                joined = tasks.join_next() => if joined.is_none() { break },
-                _ = &mut deadline => {
-                    hard_stop.cancel();
-                    while tasks.join_next().await.is_some() {}
-                    break;
+            // Wait for the lease.
+            let mut announced = false;
+            while !lease.try_acquire().await {
+                if !announced {
+                    tracing::info!("standing by: another instance delivers for this bridge");
+                    announced = true;
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(LEASE_TTL / 3) => {}
                 }
             }
+            tracing::info!("delivering for this bridge");
+            let ended = lead(&bus, &bridge, &routes, &idmap, &mut lease, timing, &shutdown).await;
+            lease.release().await;
+            if ended == Leadership::Shutdown {
+                break;
+            }
+            tracing::warn!("lost the delivery lease; standing by");
         }
         tracing::info!("outbound stopped");
     }
     .instrument(span)
     .await
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Leadership {
+    Shutdown,
+    Lost,
+}
+
+/// Deliver while holding the lease; returns why it stopped. Workers get
+/// `timing.drain` to finish what they hold; the rest goes back to JetStream.
+async fn lead(
+    bus: &Bus,
+    bridge: &Arc<dyn Bridge>,
+    routes: &Arc<Routes>,
+    idmap: &IdMap,
+    lease: &mut crate::bus::Lease,
+    timing: OutboundTiming,
+    shutdown: &CancellationToken,
+) -> Leadership {
+    let name = bridge.name().to_string();
+    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+    let hard_stop = CancellationToken::new();
+    let inflight = Inflight::default();
+    let mut workers: HashMap<String, mpsc::UnboundedSender<Item>> = HashMap::new();
+    let mut tasks = JoinSet::new();
+    let mut renew = tokio::time::interval(LEASE_TTL / 3);
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    renew.tick().await;
+    let mut renewed = Instant::now();
+    let mut first = true;
+    let ended = 'outer: loop {
+        // Only the first consumer of a leadership checks for a predecessor's
+        // unfinished work; later ones (after a NATS hiccup) are our own.
+        let created = if first {
+            bus.take_over_outbound(&name, routes.filters(), timing.since).await
+        } else {
+            bus.outbound_consumer(&name, routes.filters(), timing.since)
+                .await
+                .map(|c| (c, 0))
+        };
+        let (consumer, verify_until) = match created {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "consumer not ready, retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break 'outer Leadership::Shutdown,
+                    _ = tokio::time::sleep(backoff.next_delay()) => continue,
+                }
+            }
+        };
+        first = false;
+        let mut messages = match consumer
+            .stream()
+            .max_messages_per_batch(256)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read consumer, retrying");
+                tokio::select! {
+                    _ = shutdown.cancelled() => break 'outer Leadership::Shutdown,
+                    _ = tokio::time::sleep(backoff.next_delay()) => continue,
+                }
+            }
+        };
+        tracing::info!(filters = ?routes.filters(), "reading the stream");
+        loop {
+            let next = tokio::select! {
+                _ = shutdown.cancelled() => break 'outer Leadership::Shutdown,
+                _ = renew.tick() => {
+                    match lease.renew().await {
+                        crate::bus::Renewal::Renewed => renewed = Instant::now(),
+                        crate::bus::Renewal::Lost => break 'outer Leadership::Lost,
+                        // NATS away: keep going while the lease surely still holds
+                        // (nobody can take it without NATS), and stop well before it
+                        // can expire for a standby.
+                        crate::bus::Renewal::Unreachable => {
+                            if renewed.elapsed() > LEASE_TTL * 2 / 3 {
+                                break 'outer Leadership::Lost;
+                            }
+                        }
+                    }
+                    continue;
+                }
+                next = messages.next() => next,
+            };
+            let msg = match next {
+                Some(Ok(m)) => m,
+                Some(Err(e)) => {
+                    // Heartbeats missed (NATS restarting) or the consumer went
+                    // away: build it again.
+                    tracing::warn!(error = %e, "consumer read failed, resubscribing");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break 'outer Leadership::Shutdown,
+                        _ = tokio::time::sleep(backoff.next_delay()) => continue 'outer,
+                    }
+                }
+                None => continue 'outer,
+            };
+            backoff.reset();
+            let (seq, delivered, pending) = match msg.info() {
+                Ok(i) => (i.stream_sequence, i.delivered, i.pending),
+                Err(e) => {
+                    tracing::warn!(error = %e, "message without JetStream metadata");
+                    continue;
+                }
+            };
+            metrics::gauge!("jetbridge_consumer_pending", "bridge" => name.clone()).set(pending as f64);
+            let (message, acker) = msg.split();
+            let held = inflight.lock().get(&seq).cloned();
+            if let Some(t) = held {
+                // Redelivered while we still hold it (a slow channel outlived
+                // ack_wait): it is already queued; ack with the newest handle.
+                *t.acker.lock().await = acker;
+                continue;
+            }
+            let ev: ChatEvent = match serde_json::from_slice(&message.payload) {
+                Ok(ev) => ev,
+                Err(e) => {
+                    tracing::error!(seq, subject = %message.subject, error = %e, "not a chat event, skipping");
+                    metrics::counter!("jetbridge_delivery_failures_total", "bridge" => name.clone(), "reason" => "invalid_event").increment(1);
+                    let _ = acker.ack_with(AckKind::Term).await;
+                    continue;
+                }
+            };
+            let destinations = routes.destinations(&ev);
+            if destinations.is_empty() {
+                let _ = acker.ack().await;
+                continue;
+            }
+            let tracker = Arc::new(Tracker {
+                seq,
+                remaining: AtomicUsize::new(destinations.len()),
+                acker: tokio::sync::Mutex::new(acker),
+                settled: AtomicBool::new(false),
+            });
+            inflight.lock().insert(seq, tracker.clone());
+            let ev = Arc::new(ev);
+            for ch in destinations {
+                let tx = workers.entry(ch.to_string()).or_insert_with(|| {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    let worker = Worker {
+                        bridge: bridge.clone(),
+                        channel: ch.to_string(),
+                        idmap: idmap.clone(),
+                        inflight: inflight.clone(),
+                        limiter: Limiter::new(bridge.spec().rate),
+                        hard_stop: hard_stop.clone(),
+                    };
+                    let span = tracing::info_span!("channel", channel = %ch);
+                    tasks.spawn(worker.run(rx).instrument(span));
+                    tx
+                });
+                let _ = tx.send(Item {
+                    event: ev.clone(),
+                    tracker: tracker.clone(),
+                    // Delivered before, by us or a predecessor: check the id map.
+                    redelivered: delivered > 1 || seq <= verify_until,
+                    received: Instant::now(),
+                });
+            }
+        }
+    };
+    // Stop feeding. On shutdown, let workers finish their queues until the drain
+    // deadline; with the lease lost, another instance now delivers: stop at once.
+    drop(workers);
+    let drain = if ended == Leadership::Shutdown { timing.drain } else { Duration::ZERO };
+    let deadline = tokio::time::sleep(drain);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            joined = tasks.join_next() => if joined.is_none() { break },
+            _ = &mut deadline => {
+                hard_stop.cancel();
+                while tasks.join_next().await.is_some() {}
+                break;
+            }
+        }
+    }
+    ended
 }
 
 struct Worker {

@@ -15,6 +15,9 @@ fn config(nats: &NatsServer, fake: &FakeTwitch, extra: &str) -> String {
         r#"
 [nats]
 url = "{url}"
+# Acks lost in a NATS crash come back quickly; the id map keeps them from
+# being posted twice.
+ack_wait = "3s"
 [http]
 enabled = false
 [twitch]

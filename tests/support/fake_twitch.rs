@@ -134,6 +134,12 @@ impl FakeTwitch {
         self.sent(channel).await
     }
 
+    /// Connections that joined `channel`.
+    pub async fn joined_connections(&self, channel: &str) -> usize {
+        let conns = self.state.conns.lock().await;
+        conns.values().filter(|(_, j)| j.contains(channel)).count()
+    }
+
     /// Wait until some connection joined every one of `channels`.
     pub async fn wait_joined(&self, channels: &[&str], timeout: Duration) {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -207,11 +213,13 @@ impl FakeTwitch {
     }
 
     async fn broadcast(&self, channel: &str, line: String) {
+        // Like Twitch: every connection joined to the channel gets it (two
+        // instances of jetbridge both see it).
         let conns = self.state.conns.lock().await;
         let mut delivered = false;
         for (tx, joined) in conns.values() {
-            if joined.contains(channel) && !delivered {
-                delivered = tx.send(line.clone()).is_ok();
+            if joined.contains(channel) {
+                delivered |= tx.send(line.clone()).is_ok();
             }
         }
         assert!(delivered, "no connection has joined {channel}");

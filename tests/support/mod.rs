@@ -240,7 +240,7 @@ pub async fn wait_stored(js: &jetstream::Context, filter: &str, n: usize) -> Vec
 /// every stored event was handled, so anything that would be posted has been.
 pub async fn wait_outbound_idle(js: &jetstream::Context, bridge: &str) {
     let name = format!("jetbridge-out-{bridge}");
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + WAIT + WAIT;
     loop {
         if let Ok(stream) = js.get_stream("CHAT").await
             && let Ok(info) = stream.consumer_info(&name).await

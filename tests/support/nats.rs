@@ -39,6 +39,16 @@ impl NatsServer {
         Self::start_with(true)
     }
 
+    /// A port and store for a server that is not running yet (`restart` starts it).
+    pub fn reserve() -> NatsServer {
+        NatsServer {
+            port: free_port(),
+            store: tempfile::tempdir().expect("temp store"),
+            child: None,
+            jetstream: true,
+        }
+    }
+
     /// A server without JetStream, to test that mistake.
     pub fn start_without_jetstream() -> NatsServer {
         Self::start_with(false)

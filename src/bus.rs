@@ -568,7 +568,11 @@ pub struct Lease {
 impl Lease {
     /// Take the lease if nobody holds it. Errors (NATS away) count as "not now".
     pub async fn try_acquire(&mut self) -> bool {
-        match self.store.create(&self.key, self.holder.clone().into()).await {
+        match self
+            .store
+            .create(&self.key, self.holder.clone().into())
+            .await
+        {
             Ok(rev) => {
                 self.revision = Some(rev);
                 true
@@ -603,7 +607,10 @@ impl Lease {
     /// Give the lease up so another instance takes over at once.
     pub async fn release(&mut self) {
         if let Some(rev) = self.revision.take() {
-            let _ = self.store.delete_expect_revision(&self.key, Some(rev)).await;
+            let _ = self
+                .store
+                .delete_expect_revision(&self.key, Some(rev))
+                .await;
         }
     }
 }

@@ -229,9 +229,14 @@ pub async fn run_outbound(
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         let (idmap, mut lease) = loop {
             let holder = format!("{}-{}", std::process::id(), ulid::Ulid::generate());
-            match (bus.id_map(&name).await, bus.lease(&format!("out-{name}"), &holder, LEASE_TTL).await) {
+            match (
+                bus.id_map(&name).await,
+                bus.lease(&format!("out-{name}"), &holder, LEASE_TTL).await,
+            ) {
                 (Ok(m), Ok(l)) => break (m, l),
-                (Err(e), _) | (_, Err(e)) => tracing::warn!(error = %e, "outbound state not ready, retrying"),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(error = %e, "outbound state not ready, retrying")
+                }
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -252,7 +257,10 @@ pub async fn run_outbound(
                 }
             }
             tracing::info!("delivering for this bridge");
-            let ended = lead(&bus, &bridge, &routes, &idmap, &mut lease, timing, &shutdown).await;
+            let ended = lead(
+                &bus, &bridge, &routes, &idmap, &mut lease, timing, &shutdown,
+            )
+            .await;
             lease.release().await;
             if ended == Leadership::Shutdown {
                 break;
@@ -297,7 +305,8 @@ async fn lead(
         // Only the first consumer of a leadership checks for a predecessor's
         // unfinished work; later ones (after a NATS hiccup) are our own.
         let created = if first {
-            bus.take_over_outbound(&name, routes.filters(), timing.since).await
+            bus.take_over_outbound(&name, routes.filters(), timing.since)
+                .await
         } else {
             bus.outbound_consumer(&name, routes.filters(), timing.since)
                 .await
@@ -373,7 +382,8 @@ async fn lead(
                     continue;
                 }
             };
-            metrics::gauge!("jetbridge_consumer_pending", "bridge" => name.clone()).set(pending as f64);
+            metrics::gauge!("jetbridge_consumer_pending", "bridge" => name.clone())
+                .set(pending as f64);
             let (message, acker) = msg.split();
             let held = inflight.lock().get(&seq).cloned();
             if let Some(t) = held {
@@ -432,7 +442,11 @@ async fn lead(
     // Stop feeding. On shutdown, let workers finish their queues until the drain
     // deadline; with the lease lost, another instance now delivers: stop at once.
     drop(workers);
-    let drain = if ended == Leadership::Shutdown { timing.drain } else { Duration::ZERO };
+    let drain = if ended == Leadership::Shutdown {
+        timing.drain
+    } else {
+        Duration::ZERO
+    };
     let deadline = tokio::time::sleep(drain);
     tokio::pin!(deadline);
     loop {

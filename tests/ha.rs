@@ -1,0 +1,250 @@
+//! Several instances, crashes and NATS outages, through real processes: what
+//! DESIGN.md §4 promises about delivery, tested by killing things.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use support::fake_twitch::FakeTwitch;
+use support::http::get;
+use support::nats::{NatsServer, free_port};
+use support::{Jetbridge, WAIT, js, stored, wait_stored};
+
+fn config(nats_url: &str, fake: &FakeTwitch, http: &str) -> String {
+    format!(
+        r##"
+[nats]
+url = "{nats_url}"
+ack_wait = "5s"
+[http]
+{http}
+[twitch]
+login = "relaybot"
+token = "oauth:x"
+server = "{server}"
+tls = false
+rate_limit = false
+# Keep every post separate: these tests count lines.
+coalesce_after = "1h"
+[[rooms]]
+name = "lobby"
+channels = [
+  {{ bridge = "twitch", channel = "#alpha", direction = "in" }},
+  {{ bridge = "twitch", channel = "#beta", direction = "out" }},
+]
+"##,
+        server = fake.server()
+    )
+}
+
+/// Texts posted to #beta, and how many of them were posts seen before.
+async fn beta_lines(fake: &FakeTwitch) -> (Vec<String>, usize) {
+    let sent = fake.sent("#beta").await;
+    let mut seen = HashSet::new();
+    let mut unique = Vec::new();
+    let mut dups = 0;
+    for l in sent {
+        if seen.insert(l.clone()) {
+            unique.push(l);
+        } else {
+            dups += 1;
+        }
+    }
+    (unique, dups)
+}
+
+async fn wait_beta(fake: &FakeTwitch, n: usize, timeout: Duration) -> (Vec<String>, usize) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let (unique, dups) = beta_lines(fake).await;
+        if unique.len() >= n {
+            return (unique, dups);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} of {n} lines reached #beta",
+            unique.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn expected(range: std::ops::Range<usize>, who: &str) -> Vec<String> {
+    range.map(|i| format!("[{who}] m{i:03}")).collect()
+}
+
+#[tokio::test]
+async fn two_instances_deliver_once_in_order_and_survive_losing_the_leader() {
+    let nats = NatsServer::start();
+    let fake = FakeTwitch::start().await;
+    let cfg = config(&nats.url(), &fake, "enabled = false").replace(
+        "rate_limit = false",
+        "rate_limit = false\nformat = \"[{name}] {text}\"",
+    );
+    let mut a = Jetbridge::start(&cfg);
+    let mut b = Jetbridge::start(&cfg);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while fake.joined_connections("#alpha").await < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "both instances must join"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // One of them leads the deliveries.
+    support::wait_until("a leader", WAIT, || {
+        a.logs().contains("delivering for this bridge")
+            || b.logs().contains("delivering for this bridge")
+    })
+    .await
+    .unwrap();
+    let a_leads = a.logs().contains("delivering for this bridge");
+
+    for i in 0..100 {
+        fake.privmsg("#alpha", "ronni", "Ronni", &format!("m{i:03}"))
+            .await;
+    }
+    wait_beta(&fake, 30, WAIT).await;
+    // Kill the leader mid-burst; the standby takes over its deliveries.
+    if a_leads {
+        a.kill9().await
+    } else {
+        b.kill9().await
+    }
+    for i in 100..200 {
+        fake.privmsg("#alpha", "ronni", "Ronni", &format!("m{i:03}"))
+            .await;
+    }
+    let (unique, dups) = wait_beta(&fake, 200, Duration::from_secs(60)).await;
+    assert_eq!(unique, expected(0..200, "Ronni"), "lost or reordered");
+    // A post in flight when the leader died may come twice; nothing else.
+    assert!(dups <= 1, "{dups} duplicate posts");
+    eprintln!("duplicates after killing the leader: {dups}");
+    // Both instances saw every Twitch message; each is stored once.
+    let js = js(&nats.url()).await;
+    let evs = wait_stored(&js, "chat.lobby.twitch.alpha", 200).await;
+    assert_eq!(evs.len(), 200);
+}
+
+#[tokio::test]
+async fn kill_9_during_a_burst_loses_nothing_on_restart() {
+    let nats = NatsServer::start();
+    let fake = FakeTwitch::start().await;
+    let cfg = config(&nats.url(), &fake, "enabled = false").replace(
+        "rate_limit = false",
+        "rate_limit = false\nformat = \"[{name}] {text}\"",
+    );
+    let mut jb = Jetbridge::start(&cfg);
+    fake.wait_joined(&["#beta"], WAIT).await;
+    jb.wait_log("delivering for this bridge", WAIT).await;
+    // 500 events stored (here straight from another producer of the stream).
+    let js = js(&nats.url()).await;
+    let mut acks = Vec::new();
+    for i in 0..500 {
+        let ev = jetbridge::event::ChatEvent::web("lobby", "Web", format!("m{i:03}"));
+        acks.push(js.publish(ev.subject(), ev.to_json().into()).await.unwrap());
+    }
+    for a in acks {
+        a.await.unwrap();
+    }
+    wait_beta(&fake, 50, WAIT).await;
+    jb.kill9().await;
+    let at_kill = beta_lines(&fake).await.0.len();
+    jb.restart();
+    let (unique, dups) = wait_beta(&fake, 500, Duration::from_secs(60)).await;
+    assert_eq!(unique, expected(0..500, "Web"));
+    assert!(dups <= 1, "{dups} duplicates");
+    eprintln!("killed after {at_kill} of 500 posts; duplicates after restart: {dups}");
+}
+
+#[tokio::test]
+async fn nats_down_at_start_is_waited_for_and_readyz_says_why() {
+    let mut nats = NatsServer::reserve();
+    let fake = FakeTwitch::start().await;
+    let port = free_port();
+    let cfg = config(
+        &nats.url(),
+        &fake,
+        &format!("listen = \"127.0.0.1:{port}\""),
+    );
+    let jb = Jetbridge::start(&cfg);
+    let addr = format!("127.0.0.1:{port}");
+    support::wait_until("http up", WAIT, || {
+        std::net::TcpStream::connect(&addr).is_ok()
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", jb.logs()));
+    fake.wait_joined(&["#alpha", "#beta"], WAIT).await;
+    // Twitch is connected; NATS is not: not ready, and it says why.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let r = loop {
+        let r = get(&addr, "/readyz").await;
+        if r.json()["bridges"]["twitch"] == "connected" {
+            break r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "twitch never connected: {}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(
+        r.json()["nats"].as_str().unwrap().starts_with("connecting"),
+        "{}",
+        r.body
+    );
+    // A message while NATS is away waits in the queue.
+    fake.privmsg("#alpha", "ronni", "Ronni", "early").await;
+    nats.restart();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while get(&addr, "/readyz").await.status != 200 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never ready\n{}",
+            jb.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    fake.privmsg("#alpha", "ronni", "Ronni", "later").await;
+    let got = fake.wait_sent("#beta", 2, WAIT).await;
+    assert_eq!(got, vec!["[twitch] Ronni: early", "[twitch] Ronni: later"]);
+}
+
+#[tokio::test]
+async fn nats_down_30s_during_traffic_loses_nothing_and_keeps_order() {
+    let mut nats = NatsServer::start();
+    let fake = FakeTwitch::start().await;
+    let cfg = config(&nats.url(), &fake, "enabled = false").replace(
+        "rate_limit = false",
+        "rate_limit = false\nformat = \"[{name}] {text}\"",
+    );
+    let jb = Jetbridge::start(&cfg);
+    fake.wait_joined(&["#alpha", "#beta"], WAIT).await;
+    jb.wait_log("delivering for this bridge", WAIT).await;
+    for i in 0..10 {
+        fake.privmsg("#alpha", "ronni", "Ronni", &format!("m{i:03}"))
+            .await;
+    }
+    wait_beta(&fake, 10, WAIT).await;
+    nats.stop();
+    jb.wait_log("nats disconnected", WAIT).await;
+    // 30 s of traffic with NATS away.
+    for i in 10..40 {
+        fake.privmsg("#alpha", "ronni", "Ronni", &format!("m{i:03}"))
+            .await;
+        tokio::time::sleep(Duration::from_secs(1)).await; // traffic pacing, not synchronization
+    }
+    nats.restart();
+    for i in 40..50 {
+        fake.privmsg("#alpha", "ronni", "Ronni", &format!("m{i:03}"))
+            .await;
+    }
+    let (unique, dups) = wait_beta(&fake, 50, Duration::from_secs(60)).await;
+    assert_eq!(unique, expected(0..50, "Ronni"));
+    assert_eq!(dups, 0, "{}", jb.logs());
+    let js = js(&nats.url()).await;
+    assert_eq!(stored(&js, "chat.lobby.>").await.len(), 50);
+}

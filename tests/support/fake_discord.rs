@@ -43,6 +43,8 @@ struct State_ {
     requests: Mutex<Vec<Req>>,
     /// Scripted answers for the next message posts (status, body).
     failures: Mutex<VecDeque<(u16, Value)>>,
+    /// Every message post fails with this status until then.
+    down_until: Mutex<Option<(Instant, u16)>>,
     /// Webhooks by id: (channel, token).
     webhooks: Mutex<HashMap<String, (String, String)>>,
     gateway: Mutex<Vec<mpsc::UnboundedSender<String>>>,
@@ -107,6 +109,11 @@ impl FakeDiscord {
         for _ in 0..n {
             f.push_back((status, body.clone()));
         }
+    }
+
+    /// Answer every message post with `status` for `d` (an outage).
+    pub async fn down_for(&self, d: Duration, status: u16) {
+        *self.st.down_until.lock().await = Some((Instant::now() + d, status));
     }
 
     pub async fn requests(&self) -> Vec<Req> {
@@ -318,7 +325,21 @@ async fn rest_handler(
     let is_post_message = method == Method::POST
         && (matches!(segs.as_slice(), ["channels", _, "messages"])
             || (segs.first() == Some(&"webhooks") && segs.len() == 3));
-    if is_post_message && let Some((status, fbody)) = st.failures.lock().await.pop_front() {
+    let outage = match *st.down_until.lock().await {
+        Some((until, status)) if Instant::now() < until => {
+            Some((status, json!({"message": "outage"})))
+        }
+        _ => None,
+    };
+    let scripted = if is_post_message {
+        match outage {
+            Some(o) => Some(o),
+            None => st.failures.lock().await.pop_front(),
+        }
+    } else {
+        None
+    };
+    if let Some((status, fbody)) = scripted {
         st.requests.lock().await.push(record(Some(status)));
         st.changed.notify_waiters();
         let mut resp = (StatusCode::from_u16(status).unwrap(), Json(fbody.clone())).into_response();

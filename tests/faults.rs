@@ -1,0 +1,194 @@
+//! Platforms failing: an outage of one platform loses nothing and holds up no
+//! other, a storm of 429s is honoured without a busy loop, and a backlog behind
+//! a slow channel is coalesced rather than left to grow.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use support::fake_discord::FakeDiscord;
+use support::fake_slack::{APP_TOKEN, BOT_TOKEN, FakeSlack};
+use support::fake_twitch::FakeTwitch;
+use support::nats::NatsServer;
+use support::{Jetbridge, WAIT};
+
+const DCH: &str = "444444444444444444";
+
+fn config(nats: &NatsServer, twitch: &FakeTwitch, discord: &FakeDiscord) -> String {
+    format!(
+        r##"
+[nats]
+url = "{nats}"
+[http]
+enabled = false
+[twitch]
+login = "relaybot"
+token = "oauth:x"
+server = "{tw}"
+tls = false
+rate_limit = false
+[discord]
+token = "dtoken"
+api_url = "{api}"
+rate_limit = false
+coalesce_after = "1h"
+[[rooms]]
+name = "lobby"
+channels = [{{ bridge = "twitch", channel = "#alpha", direction = "in" }}, "twitch:#beta", "discord:{DCH}"]
+"##,
+        nats = nats.url(),
+        tw = twitch.server(),
+        api = discord.api_url()
+    )
+}
+
+#[tokio::test]
+async fn a_20s_platform_outage_loses_nothing_keeps_order_and_holds_up_no_one_else() {
+    let nats = NatsServer::start();
+    let twitch = FakeTwitch::start().await;
+    let discord = FakeDiscord::start("dtoken").await;
+    let jb = Jetbridge::start(&config(&nats, &twitch, &discord));
+    twitch.wait_joined(&["#alpha", "#beta"], WAIT).await;
+    jb.wait_log("discord ready", WAIT).await;
+
+    discord.down_for(Duration::from_secs(20), 503).await;
+    let start = Instant::now();
+    for i in 0..20 {
+        twitch
+            .privmsg("#alpha", "ronni", "Ronni", &format!("m{i:02}"))
+            .await;
+    }
+    // Twitch is not held up by Discord's outage.
+    let got = twitch.wait_sent("#beta", 20, WAIT).await;
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "twitch waited for discord: {:?}",
+        start.elapsed()
+    );
+    assert_eq!(got.len(), 20);
+
+    let posts = discord.wait_posts(DCH, 20, Duration::from_secs(90)).await;
+    let texts: Vec<&str> = posts
+        .iter()
+        .map(|p| p["content"].as_str().unwrap())
+        .collect();
+    let want: Vec<String> = (0..20).map(|i| format!("m{i:02}")).collect();
+    assert_eq!(texts, want, "{}", jb.logs());
+    assert!(start.elapsed() >= Duration::from_secs(20));
+    // Retries backed off: a handful per message at most, not a busy loop.
+    let failed = discord
+        .requests()
+        .await
+        .iter()
+        .filter(|r| r.body["_status"] == 503)
+        .count();
+    assert!(failed < 60, "{failed} failed attempts in 20 s");
+}
+
+#[tokio::test]
+async fn a_storm_of_429s_is_honoured_without_a_busy_loop() {
+    let nats = NatsServer::start();
+    let twitch = FakeTwitch::start().await;
+    let discord = FakeDiscord::start("dtoken").await;
+    let jb = Jetbridge::start(&config(&nats, &twitch, &discord));
+    twitch.wait_joined(&["#alpha"], WAIT).await;
+    jb.wait_log("discord ready", WAIT).await;
+    discord
+        .fail_next(
+            15,
+            429,
+            json!({"message": "You are being rate limited.", "retry_after": 0.2, "global": false}),
+        )
+        .await;
+    let start = Instant::now();
+    for i in 0..5 {
+        twitch
+            .privmsg("#alpha", "ronni", "Ronni", &format!("s{i}"))
+            .await;
+    }
+    let posts = discord.wait_posts(DCH, 5, Duration::from_secs(60)).await;
+    let texts: Vec<&str> = posts
+        .iter()
+        .map(|p| p["content"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, vec!["s0", "s1", "s2", "s3", "s4"]);
+    // 15 refusals, each waited out for its 0.2 s: at least 3 s, and one attempt
+    // per refusal (plus the 5 that succeeded), no more.
+    assert!(
+        start.elapsed() >= Duration::from_secs(3),
+        "{:?}",
+        start.elapsed()
+    );
+    let attempts = discord.posts(DCH).await.len();
+    assert_eq!(attempts, 20, "attempts");
+}
+
+#[tokio::test]
+async fn a_2000_message_burst_into_a_paced_slack_channel_is_coalesced_in_order() {
+    let nats = NatsServer::start();
+    let twitch = FakeTwitch::start().await;
+    let slack = FakeSlack::start().await;
+    let jb = Jetbridge::start(&format!(
+        r##"
+[nats]
+url = "{nats}"
+[http]
+enabled = false
+[twitch]
+server = "{tw}"
+tls = false
+[slack]
+app_token = "{APP_TOKEN}"
+bot_token = "{BOT_TOKEN}"
+api_url = "{api}"
+# Slack's pace: about one message per second per channel.
+rate_limit = true
+[[rooms]]
+name = "lobby"
+channels = [{{ bridge = "twitch", channel = "#alpha", direction = "in" }}, "slack:C0001"]
+"##,
+        nats = nats.url(),
+        tw = twitch.server(),
+        api = slack.api_url()
+    ));
+    twitch.wait_joined(&["#alpha"], WAIT).await;
+    slack.wait_connected(0, WAIT).await;
+    let start = Instant::now();
+    for i in 0..2000 {
+        twitch
+            .privmsg("#alpha", "ronni", "Ronni", &format!("line {i:04}"))
+            .await;
+    }
+    let lines_of = |cs: &[support::fake_slack::Call]| -> Vec<String> {
+        cs.iter()
+            .filter(|c| c.method == "chat.postMessage" && c.status == 200)
+            .flat_map(|c| {
+                c.params["text"]
+                    .as_str()
+                    .unwrap_or("")
+                    .lines()
+                    .map(|l| l.rsplit(": ").next().unwrap_or(l).to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let calls = slack
+        .wait_for("2000 lines in Slack", Duration::from_secs(120), |cs| {
+            lines_of(cs).len() >= 2000
+        })
+        .await;
+    let elapsed = start.elapsed();
+    let want: Vec<String> = (0..2000).map(|i| format!("line {i:04}")).collect();
+    assert_eq!(lines_of(&calls), want, "{}", jb.logs());
+    let posts: Vec<_> = calls
+        .iter()
+        .filter(|c| c.method == "chat.postMessage" && c.status == 200)
+        .collect();
+    for p in &posts {
+        assert!(p.params["text"].as_str().unwrap().chars().count() <= 4000);
+    }
+    // One post a second: 2,000 separate posts would take over half an hour.
+    assert!(posts.len() < 40, "{} posts", posts.len());
+    eprintln!("2000 lines in {} posts, {elapsed:?}", posts.len());
+}

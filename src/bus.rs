@@ -633,6 +633,17 @@ pub struct Posted {
     pub ids: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra: Option<String>,
+    /// Set when the copy is one post that coalesced several events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combined: Option<Combined>,
+}
+
+/// The members of a coalesced post, with the line each one became, so that
+/// deleting one member can drop just its line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Combined {
+    pub members: Vec<String>,
+    pub lines: Vec<String>,
 }
 
 /// Event id → [`Posted`] for one bridge. The key is `<channel token>.<event id>`,

@@ -607,7 +607,40 @@ impl Worker {
             head.tracker.done(&self.inflight).await;
             return true;
         }
-        let parts: Vec<String> = if batch.len() == 1 {
+        // The copy is a coalesced post: edits of one member are ignored; deleting
+        // one drops its line (or the post, with the last line).
+        let mut shrunk: Option<Posted> = None;
+        if let Some(c) = reference.as_ref().and_then(|r| r.combined.clone()) {
+            let target = ev.target.clone().unwrap_or_default();
+            let pos = c.members.iter().position(|m| *m == target);
+            let done_now = match (ev.kind, pos) {
+                (EventKind::Delete, Some(i)) => {
+                    let mut rest = c.clone();
+                    rest.members.remove(i);
+                    rest.lines.remove(i);
+                    if rest.members.is_empty() {
+                        false
+                    } else if spec.can_edit {
+                        let mut updated =
+                            reference.clone().expect("reference with a combined post");
+                        updated.combined = Some(rest);
+                        shrunk = Some(updated);
+                        false
+                    } else {
+                        true
+                    }
+                }
+                _ => true,
+            };
+            if done_now {
+                head.tracker.done(&self.inflight).await;
+                return true;
+            }
+        }
+        let parts: Vec<String> = if let Some(c) = shrunk.as_ref().and_then(|p| p.combined.as_ref())
+        {
+            vec![c.lines.join(spec.joiner)]
+        } else if batch.len() == 1 {
             batch[0].1.clone()
         } else {
             vec![
@@ -629,6 +662,10 @@ impl Worker {
                 // `reference` is Some for edits and deletes (checked above).
                 EventKind::Edit => Action::Edit {
                     target: reference.as_ref().expect("edit target"),
+                    parts: parts.clone(),
+                },
+                EventKind::Delete if shrunk.is_some() => Action::Edit {
+                    target: reference.as_ref().expect("delete target"),
                     parts: parts.clone(),
                 },
                 EventKind::Delete => Action::Delete {
@@ -677,6 +714,25 @@ impl Worker {
         }
         let bridge = self.bridge.name().to_string();
         let room = ev.room.clone();
+        // A shrunk combined post: its remaining members' records follow.
+        if let Some(updated) = &shrunk
+            && posted.is_some()
+        {
+            for member in updated.combined.iter().flat_map(|c| c.members.iter()) {
+                if let Err(e) = self.idmap.put(&self.channel, member, updated).await {
+                    tracing::warn!(event_id = %member, error = %e, "cannot update a combined post's record");
+                }
+            }
+        }
+        let posted = posted.map(|mut p| {
+            if batch.len() > 1 {
+                p.combined = Some(crate::bus::Combined {
+                    members: batch.iter().map(|(i, _)| i.event.id.clone()).collect(),
+                    lines: batch.iter().map(|(_, l)| l[0].clone()).collect(),
+                });
+            }
+            p
+        });
         for (item, _) in &batch {
             if let Some(posted) = &posted {
                 // Recorded before the ack: a redelivery after a crash here finds it.

@@ -192,3 +192,80 @@ channels = [{{ bridge = "twitch", channel = "#alpha", direction = "in" }}, "slac
     assert!(posts.len() < 40, "{} posts", posts.len());
     eprintln!("2000 lines in {} posts, {elapsed:?}", posts.len());
 }
+
+#[tokio::test]
+async fn deleting_one_member_of_a_coalesced_post_drops_just_its_line() {
+    let nats = NatsServer::start();
+    let twitch = FakeTwitch::start().await;
+    let slack = FakeSlack::start().await;
+    let _jb = Jetbridge::start(&format!(
+        r##"
+[nats]
+url = "{nats}"
+[http]
+enabled = false
+[twitch]
+server = "{tw}"
+tls = false
+[slack]
+app_token = "{APP_TOKEN}"
+bot_token = "{BOT_TOKEN}"
+api_url = "{api}"
+rate_limit = true
+coalesce_after = "500ms"
+[[rooms]]
+name = "lobby"
+channels = [{{ bridge = "twitch", channel = "#alpha", direction = "in" }}, "slack:C0001"]
+"##,
+        nats = nats.url(),
+        tw = twitch.server(),
+        api = slack.api_url()
+    ));
+    twitch.wait_joined(&["#alpha"], WAIT).await;
+    slack.wait_connected(0, WAIT).await;
+    let mut ids = Vec::new();
+    for i in 0..6 {
+        ids.push(
+            twitch
+                .privmsg("#alpha", "ronni", "Ronni", &format!("c{i}"))
+                .await,
+        );
+    }
+    // The first goes alone; the backlog behind it (paced at 1/s) is coalesced.
+    let posts = slack.wait_posts("C0001", 2, WAIT).await;
+    let combined = posts[1]["text"].as_str().unwrap().to_string();
+    assert_eq!(combined.lines().count(), 5, "{combined}");
+    // A moderator deletes c3 on Twitch: only its line leaves the combined post.
+    twitch.clearmsg("#alpha", "ronni", &ids[3], "c3").await;
+    let calls = slack
+        .wait_for("chat.update of the combined post", WAIT, |cs| {
+            cs.iter().any(|c| c.method == "chat.update")
+        })
+        .await;
+    let upd = calls.iter().find(|c| c.method == "chat.update").unwrap();
+    let text = upd.params["text"].as_str().unwrap();
+    assert_eq!(text.lines().count(), 4, "{text}");
+    assert!(
+        !text.contains("c3") && text.contains("c2") && text.contains("c4"),
+        "{text}"
+    );
+    // Deleting another member keeps the first deletion.
+    twitch.clearmsg("#alpha", "ronni", &ids[5], "c5").await;
+    let calls = slack
+        .wait_for("second chat.update", WAIT, |cs| {
+            cs.iter().filter(|c| c.method == "chat.update").count() >= 2
+        })
+        .await;
+    let upd = calls
+        .iter()
+        .filter(|c| c.method == "chat.update")
+        .nth(1)
+        .unwrap();
+    let text = upd.params["text"].as_str().unwrap();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(!text.contains("c3") && !text.contains("c5"), "{text}");
+    assert!(
+        !calls.iter().any(|c| c.method == "chat.delete"),
+        "the combined post was deleted whole"
+    );
+}

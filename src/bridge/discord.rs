@@ -329,6 +329,7 @@ impl DiscordBridge {
         Ok(Posted {
             ids,
             extra: hook_id,
+            combined: None,
         })
     }
 

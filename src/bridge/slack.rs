@@ -452,7 +452,11 @@ impl SlackBridge {
                 Err(e) => return Err(self.map_err(e)),
             }
         }
-        Ok(Posted { ids, extra: None })
+        Ok(Posted {
+            ids,
+            extra: None,
+            combined: None,
+        })
     }
 
     async fn edit(

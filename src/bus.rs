@@ -718,21 +718,43 @@ struct Queue {
     items: std::sync::Mutex<VecDeque<Pending>>,
     capacity: usize,
     notify: Notify,
+    /// Signalled when the publisher takes items out (room in the queue).
+    space: Notify,
     dropped: AtomicU64,
+    health: Health,
 }
 
 /// How many publishes are in flight (sent, PubAck awaited) at once.
 const PUBLISH_WINDOW: usize = 256;
 
 impl Publisher {
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, health: Health) -> Self {
         Publisher {
             queue: Arc::new(Queue {
                 items: std::sync::Mutex::new(VecDeque::new()),
                 capacity: capacity.max(1),
                 notify: Notify::new(),
+                space: Notify::new(),
                 dropped: AtomicU64::new(0),
+                health,
             }),
+        }
+    }
+
+    /// Queue an event, waiting for room while NATS is connected: a burst faster
+    /// than JetStream takes it slows the platform reads down instead of dropping
+    /// anything. While NATS is away the queue drops its oldest (see [`submit`]).
+    ///
+    /// [`submit`]: Publisher::submit
+    pub async fn submit_wait(&self, ev: &ChatEvent) {
+        loop {
+            let space = self.queue.space.notified();
+            if self.depth() < self.queue.capacity || !self.queue.health.nats_connected() {
+                self.submit(ev);
+                return;
+            }
+            // Re-check now and then: NATS may go away while we wait.
+            let _ = tokio::time::timeout(Duration::from_millis(100), space).await;
         }
     }
 
@@ -789,6 +811,7 @@ impl Publisher {
                     let n = items.len().min(max);
                     let batch: Vec<Pending> = items.drain(..n).collect();
                     metrics::gauge!("jetbridge_queue_depth").set(items.len() as f64);
+                    self.queue.space.notify_waiters();
                     return batch;
                 }
             }

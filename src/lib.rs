@@ -88,7 +88,7 @@ pub async fn run(
         });
     }
 
-    let publisher = Publisher::new(config.nats.queue_size);
+    let publisher = Publisher::new(config.nats.queue_size, health.clone());
     // The publisher outlives the bridges: it flushes what they queued last.
     let publisher_stop = CancellationToken::new();
     let publisher_task = tokio::spawn(publisher.clone().run(

@@ -243,6 +243,7 @@ pub async fn run_outbound(
                 _ = tokio::time::sleep(backoff.next_delay()) => {}
             }
         };
+        let recent = Recent::default();
         loop {
             // Wait for the lease.
             let mut announced = false;
@@ -258,7 +259,7 @@ pub async fn run_outbound(
             }
             tracing::info!("delivering for this bridge");
             let ended = lead(
-                &bus, &bridge, &routes, &idmap, &mut lease, timing, &shutdown,
+                &bus, &bridge, &routes, &idmap, &recent, &mut lease, timing, &shutdown,
             )
             .await;
             lease.release().await;
@@ -281,11 +282,13 @@ enum Leadership {
 
 /// Deliver while holding the lease; returns why it stopped. Workers get
 /// `timing.drain` to finish what they hold; the rest goes back to JetStream.
+#[allow(clippy::too_many_arguments)]
 async fn lead(
     bus: &Bus,
     bridge: &Arc<dyn Bridge>,
     routes: &Arc<Routes>,
     idmap: &IdMap,
+    recent: &Recent,
     lease: &mut crate::bus::Lease,
     timing: OutboundTiming,
     shutdown: &CancellationToken,
@@ -424,6 +427,8 @@ async fn lead(
                         inflight: inflight.clone(),
                         limiter: Limiter::new(bridge.spec().rate),
                         hard_stop: hard_stop.clone(),
+                        recent: recent.clone(),
+                        recording: JoinSet::new(),
                     };
                     let span = tracing::info_span!("channel", channel = %ch);
                     tasks.spawn(worker.run(rx).instrument(span));
@@ -469,6 +474,47 @@ struct Worker {
     inflight: Inflight,
     limiter: Limiter,
     hard_stop: CancellationToken,
+    /// What was posted lately in this bridge (shared by its workers and kept
+    /// across leaderships), so that an edit or delete right behind its message,
+    /// or a redelivery after NATS failed, finds the copy before (or without) the
+    /// id map write having landed.
+    recent: Recent,
+    /// Id map writes and acks under way (they run beside the next deliveries).
+    recording: JoinSet<()>,
+}
+
+/// Recent posts of one bridge, by (channel, event id).
+type Recent = Arc<std::sync::Mutex<RecentPosts>>;
+
+/// Id map writes (and the acks behind them) a channel may have under way; also
+/// the most posts of a channel that a crash of the process can repeat.
+const RECORDING_DEPTH: usize = 4;
+
+/// A bounded memory of recent posts: key → copy.
+#[derive(Default)]
+struct RecentPosts {
+    map: HashMap<String, Posted>,
+    order: VecDeque<String>,
+}
+
+impl RecentPosts {
+    const MAX: usize = 8192;
+
+    /// Remember (or update) the copy of `id`.
+    fn insert(&mut self, id: &str, posted: &Posted) {
+        if self.map.insert(id.to_string(), posted.clone()).is_none() {
+            self.order.push_back(id.to_string());
+            if self.order.len() > Self::MAX
+                && let Some(old) = self.order.pop_front()
+            {
+                self.map.remove(&old);
+            }
+        }
+    }
+
+    fn get(&self, id: &str) -> Option<&Posted> {
+        self.map.get(id)
+    }
 }
 
 impl Worker {
@@ -481,14 +527,14 @@ impl Worker {
             }
             if queue.is_empty() {
                 if closed {
-                    return;
+                    break;
                 }
                 tokio::select! {
                     item = rx.recv() => match item {
                         Some(item) => queue.push_back(item),
                         None => closed = true,
                     },
-                    _ = self.hard_stop.cancelled() => return,
+                    _ = self.hard_stop.cancelled() => break,
                 }
                 continue;
             }
@@ -513,6 +559,8 @@ impl Worker {
         {
             item.tracker.abandon(&self.inflight).await;
         }
+        // What was posted is recorded and acked before the worker ends.
+        while self.recording.join_next().await.is_some() {}
     }
 
     /// The head of the queue, plus the messages behind it when the channel is
@@ -567,11 +615,17 @@ impl Worker {
     /// Deliver a batch (one event, or several coalesced into one post). Returns
     /// false when stopped before it was done.
     async fn deliver(&mut self, mut batch: Vec<(Item, Vec<String>)>) -> bool {
-        // Skip what an earlier delivery already posted (crash, failover).
-        if batch.iter().any(|(i, _)| i.redelivered) {
+        // Skip what an earlier delivery already posted (crash, failover, NATS
+        // restart). Our own recent posts are always checked (memory is cheap, and
+        // a NATS crash can lose the consumer's record of what it delivered); the
+        // id map only for what JetStream says it delivered before.
+        let known = |i: &Item| self.remembered(&i.event.id).is_some();
+        if batch.iter().any(|(i, _)| i.redelivered || known(i)) {
             let mut kept = Vec::with_capacity(batch.len());
             for (item, parts) in batch {
-                if item.redelivered && self.recorded(&item.event.id).await {
+                let seen = self.remembered(&item.event.id).is_some()
+                    || (item.redelivered && self.recorded(&item.event.id).await);
+                if seen {
                     tracing::debug!(event_id = %item.event.id, "already delivered");
                     item.tracker.done(&self.inflight).await;
                 } else {
@@ -719,6 +773,7 @@ impl Worker {
             && posted.is_some()
         {
             for member in updated.combined.iter().flat_map(|c| c.members.iter()) {
+                self.remember(member, updated);
                 if let Err(e) = self.idmap.put(&self.channel, member, updated).await {
                     tracing::warn!(event_id = %member, error = %e, "cannot update a combined post's record");
                 }
@@ -735,10 +790,7 @@ impl Worker {
         });
         for (item, _) in &batch {
             if let Some(posted) = &posted {
-                // Recorded before the ack: a redelivery after a crash here finds it.
-                if let Err(e) = self.idmap.put(&self.channel, &item.event.id, posted).await {
-                    tracing::warn!(event_id = %item.event.id, error = %e, "cannot record delivery");
-                }
+                self.remember(&item.event.id, posted);
                 let latency = (chrono::Utc::now() - item.event.ts)
                     .to_std()
                     .unwrap_or_default();
@@ -748,8 +800,37 @@ impl Worker {
             tracing::debug!(event_id = %item.event.id, "delivered");
             metrics::counter!("jetbridge_messages_out_total", "bridge" => bridge.clone(), "room" => room.clone(), "kind" => item.event.kind.as_str())
                 .increment(1);
-            item.tracker.done(&self.inflight).await;
+            // Record, then ack: a redelivery after a crash in between finds the
+            // record. Both run beside the next deliveries, so the channel does not
+            // wait a NATS round trip per post; order between posts is unaffected.
+            while self.recording.len() >= RECORDING_DEPTH {
+                self.recording.join_next().await;
+            }
+            let idmap = self.idmap.clone();
+            let channel = self.channel.clone();
+            let inflight = self.inflight.clone();
+            let tracker = item.tracker.clone();
+            let id = item.event.id.clone();
+            let posted = posted.clone();
+            let hard_stop = self.hard_stop.clone();
+            self.recording.spawn(async move {
+                if let Some(posted) = posted {
+                    let mut backoff =
+                        Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+                    while let Err(e) = idmap.put(&channel, &id, &posted).await {
+                        // NATS away: keep trying; the ack waits for the record.
+                        tracing::warn!(event_id = %id, error = %e, "cannot record delivery yet");
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff.next_delay()) => {}
+                            _ = hard_stop.cancelled() => return,
+                        }
+                    }
+                }
+                tracker.done(&inflight).await;
+            });
         }
+        // Reap finished ones so the set stays small.
+        while self.recording.try_join_next().is_some() {}
         if batch.len() > 1 {
             tracing::info!(messages = batch.len(), "coalesced a backlog into one post");
             metrics::counter!("jetbridge_coalesced_total", "bridge" => bridge)
@@ -758,11 +839,25 @@ impl Worker {
         true
     }
 
+    fn remembered(&self, event_id: &str) -> Option<Posted> {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.get(&IdMap::key(&self.channel, event_id)).cloned()
+    }
+
+    fn remember(&self, event_id: &str, posted: &Posted) {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.insert(&IdMap::key(&self.channel, event_id), posted);
+    }
+
     async fn recorded(&self, event_id: &str) -> bool {
-        matches!(self.idmap.get(&self.channel, event_id).await, Ok(Some(_)))
+        self.remembered(event_id).is_some()
+            || matches!(self.idmap.get(&self.channel, event_id).await, Ok(Some(_)))
     }
 
     async fn lookup(&self, event_id: &str) -> Option<Posted> {
+        if let Some(p) = self.remembered(event_id) {
+            return Some(p);
+        }
         match self.idmap.get(&self.channel, event_id).await {
             Ok(p) => p,
             Err(e) => {

@@ -118,8 +118,9 @@ async fn two_instances_deliver_once_in_order_and_survive_losing_the_leader() {
     }
     let (unique, dups) = wait_beta(&fake, 200, Duration::from_secs(60)).await;
     assert_eq!(unique, expected(0..200, "Ronni"), "lost or reordered");
-    // A post in flight when the leader died may come twice; nothing else.
-    assert!(dups <= 1, "{dups} duplicate posts");
+    // Posts whose record was still being written when the leader died may come
+    // twice (at most the recording depth, 4); nothing else.
+    assert!(dups <= 4, "{dups} duplicate posts");
     eprintln!("duplicates after killing the leader: {dups}");
     // Both instances saw every Twitch message; each is stored once.
     let js = js(&nats.url()).await;
@@ -154,7 +155,7 @@ async fn kill_9_during_a_burst_loses_nothing_on_restart() {
     jb.restart();
     let (unique, dups) = wait_beta(&fake, 500, Duration::from_secs(60)).await;
     assert_eq!(unique, expected(0..500, "Web"));
-    assert!(dups <= 1, "{dups} duplicates");
+    assert!(dups <= 4, "{dups} duplicates");
     eprintln!("killed after {at_kill} of 500 posts; duplicates after restart: {dups}");
 }
 
@@ -244,7 +245,13 @@ async fn nats_down_30s_during_traffic_loses_nothing_and_keeps_order() {
     }
     let (unique, dups) = wait_beta(&fake, 50, Duration::from_secs(60)).await;
     assert_eq!(unique, expected(0..50, "Ronni"));
-    assert_eq!(dups, 0, "{}", jb.logs());
+    assert_eq!(
+        dups,
+        0,
+        "repeated posts in {:?}\n{}",
+        fake.sent("#beta").await,
+        jb.logs()
+    );
     let js = js(&nats.url()).await;
     assert_eq!(stored(&js, "chat.lobby.>").await.len(), 50);
 }

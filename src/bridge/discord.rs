@@ -699,7 +699,7 @@ impl EventHandler for Handler {
 
     async fn message(&self, _ctx: Context, msg: Message) {
         if let Some(ev) = self.bridge.message_event(&msg).await {
-            self.inbound.publish(ev);
+            self.inbound.publish(ev).await;
         }
     }
 
@@ -746,7 +746,7 @@ impl EventHandler for Handler {
             author,
             text,
         );
-        self.inbound.publish(edit);
+        self.inbound.publish(edit).await;
     }
 
     async fn message_delete(
@@ -762,7 +762,7 @@ impl EventHandler for Handler {
             &id.to_string(),
             None,
         );
-        self.inbound.publish(ev);
+        self.inbound.publish(ev).await;
     }
 
     async fn message_delete_bulk(
@@ -779,7 +779,7 @@ impl EventHandler for Handler {
                 &id.to_string(),
                 None,
             );
-            self.inbound.publish(ev);
+            self.inbound.publish(ev).await;
         }
     }
 }

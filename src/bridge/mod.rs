@@ -140,9 +140,10 @@ impl Inbound {
         Ok(seq)
     }
 
-    /// Queue `ev` (whose `source.channel` is the configured channel) for publishing.
-    /// Returns false when the channel is not read by any room.
-    pub fn publish(&self, mut ev: ChatEvent) -> bool {
+    /// Queue `ev` (whose `source.channel` is the configured channel) for publishing,
+    /// waiting for room in the queue while NATS is connected. Returns false when
+    /// the channel is not read by any room.
+    pub async fn publish(&self, mut ev: ChatEvent) -> bool {
         let Some(room) = self.rooms.get(&ev.source.channel) else {
             return false;
         };
@@ -150,7 +151,7 @@ impl Inbound {
         tracing::debug!(event_id = %ev.id, kind = ev.kind.as_str(), room = %ev.room, "inbound");
         metrics::counter!("jetbridge_messages_in_total", "bridge" => self.bridge.clone(), "room" => ev.room.clone(), "kind" => ev.kind.as_str())
             .increment(1);
-        self.publisher.submit(&ev);
+        self.publisher.submit_wait(&ev).await;
         true
     }
 }

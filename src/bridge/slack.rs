@@ -308,7 +308,7 @@ impl SlackBridge {
                     Some(author),
                     text,
                 );
-                inbound.publish(e);
+                inbound.publish(e).await;
             }
             Some(SlackMessageEventType::MessageDeleted) => {
                 let Some(ts) = ev
@@ -322,7 +322,9 @@ impl SlackBridge {
                     Some(p) => Some(self.author(&p.sender).await),
                     None => None,
                 };
-                inbound.publish(ChatEvent::delete(&self.name, &channel, ts.as_ref(), author));
+                inbound
+                    .publish(ChatEvent::delete(&self.name, &channel, ts.as_ref(), author))
+                    .await;
             }
             None
             | Some(SlackMessageEventType::MeMessage)
@@ -370,7 +372,7 @@ impl SlackBridge {
                         });
                     }
                 }
-                inbound.publish(e);
+                inbound.publish(e).await;
             }
             // Joins, topic changes and the like are not chat.
             Some(_) => {}

@@ -301,7 +301,7 @@ impl TwitchBridge {
                     let Some(msg) = msg else {
                         return Err(BridgeError::Connection("twitch client stopped".into()));
                     };
-                    self.handle(msg, &own_login, &mut recent, &ctx)?;
+                    self.handle(msg, &own_login, &mut recent, &ctx).await?;
                 }
                 _ = check.tick() => {
                     let mut joined = 0;
@@ -329,7 +329,7 @@ impl TwitchBridge {
         }
     }
 
-    fn handle(
+    async fn handle(
         &self,
         msg: ServerMessage,
         own_login: &str,
@@ -346,7 +346,7 @@ impl TwitchBridge {
                 let channel = format!("#{}", m.channel_login);
                 let ev = privmsg_to_event(&self.name, &m);
                 recent.remember(&channel, &m.sender.login, &m.message_id);
-                ctx.inbound.publish(ev);
+                ctx.inbound.publish(ev).await;
             }
             ServerMessage::ClearChat(m) => {
                 // A timeout or ban removes the user's messages from chat: delete
@@ -368,7 +368,7 @@ impl TwitchBridge {
                     };
                     let mut ev = ChatEvent::delete(&self.name, &channel, &id, Some(author));
                     ev.ts = m.server_timestamp;
-                    ctx.inbound.publish(ev);
+                    ctx.inbound.publish(ev).await;
                 }
             }
             ServerMessage::ClearMsg(m) => {
@@ -380,7 +380,7 @@ impl TwitchBridge {
                 };
                 let mut ev = ChatEvent::delete(&self.name, &channel, &m.message_id, Some(author));
                 ev.ts = m.server_timestamp;
-                ctx.inbound.publish(ev);
+                ctx.inbound.publish(ev).await;
             }
             ServerMessage::Notice(n) => {
                 let text = n.message_text.to_lowercase();

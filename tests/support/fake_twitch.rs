@@ -20,6 +20,8 @@ type Conn = (mpsc::UnboundedSender<String>, HashSet<String>);
 struct State {
     /// Every line received from any client, in order.
     lines: Mutex<Vec<String>>,
+    /// When each PRIVMSG arrived (for latency measurements).
+    privmsg_times: Mutex<Vec<(std::time::Instant, String)>>,
     /// Writers of the open connections, with the channels each joined.
     conns: Mutex<HashMap<usize, Conn>>,
     accepted: AtomicUsize,
@@ -77,6 +79,22 @@ impl FakeTwitch {
     /// Close every client connection (as a server restart would).
     pub async fn drop_connections(&self) {
         self.state.conns.lock().await.clear();
+    }
+
+    /// PRIVMSGs received, with their arrival times.
+    pub async fn timed_privmsgs(&self) -> Vec<(std::time::Instant, Sent)> {
+        self.state
+            .privmsg_times
+            .lock()
+            .await
+            .iter()
+            .filter_map(|(t, l)| parse_privmsg(l).map(|s| (*t, s)))
+            .collect()
+    }
+
+    /// How many PRIVMSGs arrived.
+    pub async fn privmsg_count(&self) -> usize {
+        self.state.privmsg_times.lock().await.len()
     }
 
     /// Every line received so far.
@@ -273,6 +291,12 @@ async fn serve(sock: tokio::net::TcpStream, index: usize, st: Arc<State>) {
     let mut lines = BufReader::new(read).lines();
     let mut nick = String::from("justinfan");
     while let Ok(Some(line)) = lines.next_line().await {
+        if line.starts_with("PRIVMSG ") {
+            st.privmsg_times
+                .lock()
+                .await
+                .push((std::time::Instant::now(), line.clone()));
+        }
         st.lines.lock().await.push(line.clone());
         st.changed.notify_waiters();
         let (cmd, args) = line.split_once(' ').unwrap_or((line.as_str(), ""));

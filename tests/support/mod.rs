@@ -21,8 +21,13 @@ use jetbridge::event::ChatEvent;
 
 pub const WAIT: Duration = Duration::from_secs(20);
 
+/// The jetbridge binary: cargo's for tests; the release build for examples
+/// (benchmarks), which cargo gives no such path.
 pub fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_jetbridge"))
+    match option_env!("CARGO_BIN_EXE_jetbridge") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/jetbridge"),
+    }
 }
 
 /// A `jetbridge` process with a config written to a temp file. Its stderr (the

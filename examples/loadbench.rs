@@ -1,0 +1,423 @@
+//! End-to-end load benchmark: fake platforms → the real `jetbridge` binary (as
+//! its own process, so its memory is its own) → a real nats-server → fake
+//! platforms, with the raw JetStream publish+consume throughput of the same
+//! payloads measured in the same run for comparison.
+//!
+//!     cargo run --release --example loadbench            # all scenarios
+//!     cargo run --release --example loadbench -- quick   # smaller counts
+//!
+//! Prints figures; asserts nothing. See BENCHMARKS.md for results.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use futures::StreamExt;
+use support::fake_discord::FakeDiscord;
+use support::fake_slack::{APP_TOKEN, BOT_TOKEN, FakeSlack};
+use support::fake_twitch::FakeTwitch;
+use support::nats::NatsServer;
+use support::{Jetbridge, bin};
+
+struct Run {
+    name: String,
+    sent: usize,
+    delivered: usize,
+    elapsed: Duration,
+    latencies: Vec<Duration>,
+    reordered: usize,
+    peak_rss_kib: u64,
+}
+
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+fn report(r: &Run) {
+    let mut l = r.latencies.clone();
+    l.sort();
+    let tput = r.delivered as f64 / r.elapsed.as_secs_f64();
+    println!(
+        "| {} | {}/{} | {:.0} msg/s | {:.2} ms | {:.2} ms | {:.2} ms | {} | {:.1} MiB |",
+        r.name,
+        r.delivered,
+        r.sent,
+        tput,
+        pct(&l, 0.50).as_secs_f64() * 1e3,
+        pct(&l, 0.99).as_secs_f64() * 1e3,
+        l.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+        r.reordered,
+        r.peak_rss_kib as f64 / 1024.0
+    );
+}
+
+/// Raw JetStream with the same payloads: publish with windowed PubAcks while a
+/// durable pull consumer consumes and acks; msg/s from first publish to last
+/// message consumed.
+async fn raw_jetstream(url: &str, n: usize, payload: &[u8]) -> f64 {
+    let client = async_nats::connect(url).await.expect("connect");
+    let js = jetstream::new(client);
+    let stream = js
+        .create_stream(jetstream::stream::Config {
+            name: "RAW".into(),
+            subjects: vec!["raw.>".into()],
+            duplicate_window: Duration::from_secs(120),
+            ..Default::default()
+        })
+        .await
+        .expect("raw stream");
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some("raw".into()),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await
+        .expect("raw consumer");
+    let mut msgs = consumer.messages().await.expect("messages");
+    let consume = tokio::spawn(async move {
+        let mut got = 0;
+        while got < n {
+            let m = msgs.next().await.expect("open").expect("message");
+            m.ack().await.expect("ack");
+            got += 1;
+        }
+        Instant::now()
+    });
+    let start = Instant::now();
+    let mut window = std::collections::VecDeque::new();
+    for i in 0..n {
+        let publish = jetstream::message::PublishMessage::build()
+            .payload(payload.to_vec().into())
+            .message_id(format!("raw-{i}"));
+        window.push_back(
+            js.send_publish("raw.bench", publish)
+                .await
+                .expect("publish"),
+        );
+        if window.len() >= 256 {
+            window.pop_front().unwrap().await.expect("puback");
+        }
+    }
+    for a in window {
+        a.await.expect("puback");
+    }
+    let end = consume.await.expect("consumer");
+    n as f64 / (end - start).as_secs_f64()
+}
+
+/// Send `n` messages into `#src` at `rate` per second (None: as fast as possible),
+/// and measure their arrival in `#dst`.
+async fn twitch_run(
+    name: &str,
+    fake: &FakeTwitch,
+    pid: u32,
+    first: usize,
+    n: usize,
+    rate: Option<f64>,
+) -> Run {
+    let before = fake.privmsg_count().await;
+    let mut sent_at = Vec::with_capacity(n);
+    let start = Instant::now();
+    for i in 0..n {
+        if let Some(r) = rate {
+            let due = start + Duration::from_secs_f64(i as f64 / r);
+            tokio::time::sleep_until(due.into()).await;
+        }
+        sent_at.push(Instant::now());
+        fake.privmsg_with(
+            "#src",
+            "load",
+            "Load",
+            &format!("id-{}", first + i),
+            &format!("m{}", first + i),
+            "",
+        )
+        .await;
+    }
+    let mut peak = 0;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while fake.privmsg_count().await < before + n && Instant::now() < deadline {
+        peak = peak.max(rss_kib(pid).0);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let got: Vec<_> = fake
+        .timed_privmsgs()
+        .await
+        .into_iter()
+        .skip(before)
+        .collect();
+    let mut latencies = Vec::with_capacity(got.len());
+    let mut reordered = 0;
+    let mut last = None;
+    let mut last_at = start;
+    for (at, s) in &got {
+        let Some(i) = s
+            .text
+            .rsplit('m')
+            .next()
+            .and_then(|x| x.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        if i < first || i >= first + n {
+            continue;
+        }
+        if last.is_some_and(|l| i < l) {
+            reordered += 1;
+        }
+        last = Some(i);
+        latencies.push(at.saturating_duration_since(sent_at[i - first]));
+        last_at = *at;
+    }
+    Run {
+        name: name.into(),
+        sent: n,
+        delivered: latencies.len(),
+        elapsed: last_at - start,
+        latencies,
+        reordered,
+        peak_rss_kib: peak.max(rss_kib(pid).1),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let quick = std::env::args().any(|a| a == "quick");
+    let max_n = if quick { 5_000 } else { 20_000 };
+    if !bin().exists() {
+        eprintln!("building the release binary first");
+        let ok = std::process::Command::new("cargo")
+            .args(["build", "--release", "--bin", "jetbridge"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "cargo build --release failed");
+    }
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .next()
+                .map(|l| l.split_whitespace().nth(1).unwrap_or("0").to_string())
+        })
+        .and_then(|kb| kb.parse::<u64>().ok())
+        .unwrap_or(0);
+    println!(
+        "machine: {cores} cores, {:.1} GiB; binary {}",
+        mem as f64 / 1048576.0,
+        bin().display()
+    );
+
+    let nats = NatsServer::start();
+    let twitch = FakeTwitch::start().await;
+    let cfg = format!(
+        r##"
+[nats]
+url = "{nats}"
+[http]
+enabled = false
+[twitch]
+login = "relaybot"
+token = "oauth:x"
+server = "{tw}"
+tls = false
+rate_limit = false
+coalesce_after = "1h"
+format = "{{text}}"
+[[rooms]]
+name = "load"
+channels = [{{ bridge = "twitch", channel = "#src", direction = "in" }}, {{ bridge = "twitch", channel = "#dst", direction = "out" }}]
+"##,
+        nats = nats.url(),
+        tw = twitch.server()
+    );
+    let jb = Jetbridge::start_with_env(&cfg, &[("RUST_LOG", "warn,jetbridge::router=info")]);
+    twitch
+        .wait_joined(&["#src", "#dst"], Duration::from_secs(20))
+        .await;
+    jb.wait_log("delivering for this bridge", Duration::from_secs(20))
+        .await;
+    let pid = jb.pid();
+    let idle = rss_kib(pid).0;
+
+    // The same payload jetbridge stores for one of these messages.
+    let sample = {
+        let mut ev = jetbridge::event::ChatEvent::message(
+            "twitch",
+            "#src",
+            "id-00000",
+            jetbridge::event::Author {
+                id: "14".into(),
+                name: "Load".into(),
+                color: Some("#0000FF".into()),
+                ..Default::default()
+            },
+            "m00000".into(),
+        );
+        ev.room = "load".into();
+        ev.to_json()
+    };
+    let raw = raw_jetstream(&nats.url(), max_n, &sample).await;
+
+    println!();
+    println!("| scenario | delivered/sent | throughput | p50 | p99 | max | reordered | peak RSS |");
+    println!("|---|---|---|---|---|---|---|---|");
+    let runs = [
+        twitch_run("twitch→twitch, max rate", &twitch, pid, 0, max_n, None).await,
+        twitch_run(
+            "twitch→twitch, 10 msg/s",
+            &twitch,
+            pid,
+            max_n,
+            if quick { 50 } else { 100 },
+            Some(10.0),
+        )
+        .await,
+        twitch_run(
+            "twitch→twitch, 1,000 msg/s",
+            &twitch,
+            pid,
+            max_n + 1000,
+            if quick { 2000 } else { 5000 },
+            Some(1000.0),
+        )
+        .await,
+    ];
+    for r in &runs {
+        report(r);
+    }
+    let max = &runs[0];
+    let tput = max.delivered as f64 / max.elapsed.as_secs_f64();
+    println!();
+    println!(
+        "raw JetStream publish+consume, same payloads ({} bytes), same server: {raw:.0} msg/s",
+        sample.len()
+    );
+    println!("jetbridge / raw JetStream: {:.2}", tput / raw);
+    println!(
+        "idle RSS (twitch only, before load): {:.1} MiB",
+        idle as f64 / 1024.0
+    );
+    drop(jb);
+
+    // Idle with every bridge and HTTP enabled.
+    let discord = FakeDiscord::start("dtoken").await;
+    let slack = FakeSlack::start().await;
+    let port = support::nats::free_port();
+    let all = format!(
+        r##"
+[nats]
+url = "{nats}"
+[http]
+listen = "127.0.0.1:{port}"
+[twitch]
+server = "{tw}"
+tls = false
+[discord]
+token = "dtoken"
+api_url = "{dapi}"
+[slack]
+app_token = "{APP_TOKEN}"
+bot_token = "{BOT_TOKEN}"
+api_url = "{sapi}"
+[[rooms]]
+name = "lobby"
+channels = ["twitch:#a", "discord:555555555555555555", "slack:C0001"]
+"##,
+        nats = nats.url(),
+        tw = twitch.server(),
+        dapi = discord.api_url(),
+        sapi = slack.api_url()
+    );
+    let jb = Jetbridge::start_with_env(&all, &[("RUST_LOG", "warn")]);
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if std::net::TcpStream::connect(&addr).is_ok()
+            && support::http::get(&addr, "/readyz").await.status == 200
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "all-bridges instance never ready:\n{}",
+            jb.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await; // let it sit idle, then read
+    println!(
+        "idle RSS, twitch + discord + slack + http, ready: {:.1} MiB",
+        rss_kib(jb.pid()).0 as f64 / 1024.0
+    );
+    drop(jb);
+
+    // 1,000 mapped Twitch channels: 500 rooms of one reading and one writing channel.
+    let mut rooms = String::new();
+    for r in 0..500 {
+        rooms.push_str(&format!(
+            "[[rooms]]\nname = \"r{r}\"\nchannels = [{{ bridge = \"twitch\", channel = \"#in{r}\", direction = \"in\" }}, {{ bridge = \"twitch\", channel = \"#out{r}\", direction = \"out\" }}]\n"
+        ));
+    }
+    let many = format!(
+        "[nats]\nurl = \"{}\"\n[http]\nenabled = false\n[twitch]\nlogin = \"relaybot\"\ntoken = \"t\"\nserver = \"{}\"\ntls = false\nrate_limit = false\n{rooms}",
+        nats.url(),
+        twitch.server()
+    );
+    let jb = Jetbridge::start_with_env(&many, &[("RUST_LOG", "warn")]);
+    let chans: Vec<String> = (0..500)
+        .flat_map(|r| [format!("#in{r}"), format!("#out{r}")])
+        .collect();
+    let refs: Vec<&str> = chans.iter().map(String::as_str).collect();
+    let t = Instant::now();
+    twitch.wait_joined(&refs, Duration::from_secs(120)).await;
+    let joined_in = t.elapsed();
+    let after_join = rss_kib(jb.pid()).0;
+    let before = twitch.privmsg_count().await;
+    let t = Instant::now();
+    for r in 0..500 {
+        twitch
+            .privmsg(&format!("#in{r}"), "load", "Load", "hello")
+            .await;
+    }
+    while twitch.privmsg_count().await < before + 500 && t.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let relayed = twitch.privmsg_count().await - before;
+    let js = support::js(&nats.url()).await;
+    let stream = js.get_stream("CHAT").await.expect("stream");
+    let consumers: Vec<_> = stream.consumer_names().collect::<Vec<_>>().await;
+    let (rss, hwm) = rss_kib(jb.pid());
+    println!(
+        "1,000 channels (500 rooms): joined in {:.1} s; RSS {:.1} MiB after join, {:.1} MiB after one message per room ({relayed}/500 relayed in {:.2} s), peak {:.1} MiB; durable consumers on CHAT: {}",
+        joined_in.as_secs_f64(),
+        after_join as f64 / 1024.0,
+        rss as f64 / 1024.0,
+        t.elapsed().as_secs_f64(),
+        hwm as f64 / 1024.0,
+        consumers.len()
+    );
+}

@@ -828,18 +828,7 @@ impl Bridge for DiscordHandle {
     fn render(&self, ev: &ChatEvent, channel: &str) -> Vec<String> {
         // Through a webhook the name shows as the poster: the text alone.
         if self.0.cfg.webhooks && ev.reply_to.is_none() {
-            let mut text = ev.text.clone();
-            for a in &ev.attachments {
-                text.push(' ');
-                text.push_str(&a.url);
-            }
-            return render::fit(
-                &self.render_text(&text),
-                2000,
-                self.0.common.long_messages,
-                self.0.common.max_parts,
-                |t: &str| t.to_string(),
-            );
+            return super::render_text_only(self, ev);
         }
         super::default_render(self, ev, channel)
     }

@@ -221,6 +221,26 @@ pub trait Bridge: Send + Sync + 'static {
     async fn deliver(&self, delivery: Delivery<'_>) -> Result<Posted, DeliverError>;
 }
 
+/// The text alone (attachments as links), rendered and fitted: for posts whose
+/// poster already shows the author (a Discord webhook, a Slack custom name).
+pub fn render_text_only<B: Bridge + ?Sized>(b: &B, event: &ChatEvent) -> Vec<String> {
+    let mut text = event.text.clone();
+    for a in &event.attachments {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(&a.url);
+    }
+    let common = b.common();
+    render::fit(
+        &b.render_text(&text),
+        b.spec().max_chars,
+        common.long_messages,
+        common.max_parts,
+        |t: &str| t.to_string(),
+    )
+}
+
 /// The template (`format`, or the platform's default) filled with the rendered
 /// name and text, attachments as links, fitted to the platform's limit.
 pub fn default_render<B: Bridge + ?Sized>(b: &B, event: &ChatEvent, channel: &str) -> Vec<String> {

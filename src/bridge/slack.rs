@@ -737,18 +737,7 @@ impl Bridge for SlackHandle {
     fn render(&self, ev: &ChatEvent, channel: &str) -> Vec<String> {
         // With a custom name the post shows the author: the text alone.
         if self.0.customize.load(Ordering::Relaxed) {
-            let mut text = ev.text.clone();
-            for a in &ev.attachments {
-                text.push(' ');
-                text.push_str(&a.url);
-            }
-            return render::fit(
-                &self.render_text(&text),
-                4000,
-                self.0.common.long_messages,
-                self.0.common.max_parts,
-                |t: &str| t.to_string(),
-            );
+            return super::render_text_only(self, ev);
         }
         super::default_render(self, ev, channel)
     }

@@ -7,7 +7,6 @@ mod support;
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use base64::Engine;
 use futures::{SinkExt, StreamExt};
@@ -143,33 +142,29 @@ impl Browser {
         what: &str,
         cond: F,
     ) -> Vec<(String, String)> {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        let deadline = support::Deadline::after(WAIT);
         loop {
             let rows = self.rows().await;
             if cond(&rows) {
                 return rows;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for {what}; page shows {rows:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            deadline
+                .step(|| format!("timed out waiting for {what}; page shows {rows:#?}"))
+                .await;
         }
     }
 
     async fn screenshot(&mut self, name: &str) -> PathBuf {
         // Let fade-in animations finish: the picture is for a person to judge.
-        let deadline = tokio::time::Instant::now() + WAIT;
+        let deadline = support::Deadline::after(WAIT);
         while self
             .eval("document.getAnimations().every(a => a.playState === 'finished')")
             .await
             != json!(true)
         {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "animations never finished"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            deadline
+                .step(|| "animations never finished".to_string())
+                .await;
         }
         let r = self
             .call("Page.captureScreenshot", json!({ "format": "png" }))
@@ -247,7 +242,7 @@ channels = [{{ bridge = "twitch", channel = "#alpha", direction = "in" }}]
         .await;
     browser.wait_rows("the page to connect", |_| true).await;
     let connected = async {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        let deadline = support::Deadline::after(WAIT);
         loop {
             let on = browser
                 .eval("document.getElementById('dot').classList.contains('on')")
@@ -255,11 +250,7 @@ channels = [{{ bridge = "twitch", channel = "#alpha", direction = "in" }}]
             if on == json!(true) {
                 break;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "page never connected"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            deadline.step(|| "page never connected".to_string()).await;
         }
     };
     connected.await;

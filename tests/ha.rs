@@ -55,18 +55,15 @@ async fn beta_lines(fake: &FakeTwitch) -> (Vec<String>, usize) {
 }
 
 async fn wait_beta(fake: &FakeTwitch, n: usize, timeout: Duration) -> (Vec<String>, usize) {
-    let deadline = tokio::time::Instant::now() + timeout;
+    let deadline = support::Deadline::after(timeout);
     loop {
         let (unique, dups) = beta_lines(fake).await;
         if unique.len() >= n {
             return (unique, dups);
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "only {} of {n} lines reached #beta",
-            unique.len()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        deadline
+            .step(|| format!("only {} of {n} lines reached #beta", unique.len()))
+            .await;
     }
 }
 
@@ -84,13 +81,11 @@ async fn two_instances_deliver_once_in_order_and_survive_losing_the_leader() {
     );
     let mut a = Jetbridge::start(&cfg);
     let mut b = Jetbridge::start(&cfg);
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let deadline = support::Deadline::after(WAIT);
     while fake.joined_connections("#alpha").await < 2 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "both instances must join"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        deadline
+            .step(|| "both instances must join".to_string())
+            .await;
     }
     // One of them leads the deliveries.
     support::wait_until("a leader", WAIT, || {
@@ -178,18 +173,15 @@ async fn nats_down_at_start_is_waited_for_and_readyz_says_why() {
     .unwrap_or_else(|e| panic!("{e}\n{}", jb.logs()));
     fake.wait_joined(&["#alpha", "#beta"], WAIT).await;
     // Twitch is connected; NATS is not: not ready, and it says why.
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let deadline = support::Deadline::after(WAIT);
     let r = loop {
         let r = get(&addr, "/readyz").await;
         if r.json()["bridges"]["twitch"] == "connected" {
             break r;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "twitch never connected: {}",
-            r.body
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        deadline
+            .step(|| format!("twitch never connected: {}", r.body))
+            .await;
     };
     assert_eq!(r.status, 503, "{}", r.body);
     assert!(
@@ -200,14 +192,11 @@ async fn nats_down_at_start_is_waited_for_and_readyz_says_why() {
     // A message while NATS is away waits in the queue.
     fake.privmsg("#alpha", "ronni", "Ronni", "early").await;
     nats.restart();
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let deadline = support::Deadline::after(WAIT);
     while get(&addr, "/readyz").await.status != 200 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "never ready\n{}",
-            jb.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        deadline
+            .step(|| format!("never ready\n{}", jb.logs()))
+            .await;
     }
     fake.privmsg("#alpha", "ronni", "Ronni", "later").await;
     let got = fake.wait_sent("#beta", 2, WAIT).await;

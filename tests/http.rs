@@ -38,19 +38,14 @@ async fn start(nats: &NatsServer, token: &str) -> (Jetbridge, String) {
 }
 
 async fn wait_ready(addr: &str, jb: &Jetbridge) {
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let deadline = support::Deadline::after(WAIT);
     loop {
         if tokio::net::TcpStream::connect(addr).await.is_ok()
             && get(addr, "/readyz").await.status == 200
         {
             return;
         }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not ready\n{}",
-            jb.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        deadline.step(|| format!("not ready\n{}", jb.logs())).await;
     }
 }
 
@@ -204,13 +199,9 @@ async fn sse_says_gap_when_the_resume_point_aged_out() {
         .await;
     }
     let js = js(&nats.url()).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let deadline = support::Deadline::after(WAIT);
     while !stored(&js, "chat.>").await.is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "events never aged out"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        deadline.step(|| "events never aged out".to_string()).await;
     }
     let r = post(&addr, "lobby", Some(TOKEN), r#"{"text":"new"}"#).await;
     assert_eq!(r.json()["seq"].as_u64(), Some(4));

@@ -234,15 +234,11 @@ async fn redelivered_envelopes_and_own_posts_are_stored_once_and_disconnect_lose
         .wait_for("both envelopes acked", WAIT, |_| true)
         .await;
     let acked = async {
-        let deadline = tokio::time::Instant::now() + WAIT;
+        let deadline = support::Deadline::after(WAIT);
         while !(s.slack.acks().await.contains(&"env-a".to_string())
             && s.slack.acks().await.contains(&"env-b".to_string()))
         {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "envelopes not acked"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            deadline.step(|| "envelopes not acked".to_string()).await;
         }
     };
     acked.await;

@@ -155,6 +155,25 @@ impl Drop for Jetbridge {
     }
 }
 
+/// A deadline for polling a condition: `step` waits one poll interval, or fails
+/// the test with what was awaited once the deadline has passed.
+pub struct Deadline(tokio::time::Instant);
+
+impl Deadline {
+    pub fn after(timeout: Duration) -> Deadline {
+        Deadline(tokio::time::Instant::now() + timeout)
+    }
+
+    pub async fn step(&self, what: impl FnOnce() -> String) {
+        assert!(
+            tokio::time::Instant::now() < self.0,
+            "timed out waiting: {}",
+            what()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Poll `cond` until it holds or `timeout` passes.
 pub async fn wait_until<F: FnMut() -> bool>(
     what: &str,

@@ -144,6 +144,17 @@ impl Bus {
         }
     }
 
+    /// The chat stream, without fetching its info.
+    async fn chat_stream(&self) -> Result<stream::Stream<()>, BusError> {
+        self.js
+            .get_stream_no_info(&self.cfg.stream)
+            .await
+            .map_err(|e| BusError::Stream {
+                stream: self.cfg.stream.clone(),
+                detail: e.to_string(),
+            })
+    }
+
     /// Create the stream, or update it when its configuration differs from ours.
     pub async fn ensure_stream(&self) -> Result<(), BusError> {
         let want = self.stream_config();
@@ -251,15 +262,7 @@ impl Bus {
         since: time::OffsetDateTime,
     ) -> Result<consumer::PullConsumer, BusError> {
         let name = format!("jetbridge-out-{bridge}");
-        let err = |detail: String| BusError::Consumer {
-            consumer: name.clone(),
-            detail,
-        };
-        let stream = self
-            .js
-            .get_stream_no_info(&self.cfg.stream)
-            .await
-            .map_err(|e| err(e.to_string()))?;
+        let stream = self.chat_stream().await?;
         let deliver_policy = match stream.consumer_info(&name).await {
             // The start position of an existing consumer cannot change.
             Ok(info) => info.config.deliver_policy,
@@ -322,11 +325,7 @@ impl Bus {
             consumer: name.clone(),
             detail,
         };
-        let stream = self
-            .js
-            .get_stream_no_info(&self.cfg.stream)
-            .await
-            .map_err(|e| err(e.to_string()))?;
+        let stream = self.chat_stream().await?;
         let mut verify_until = 0;
         if let Ok(info) = stream.consumer_info(&name).await
             && info.num_ack_pending > 0
@@ -394,11 +393,7 @@ impl Bus {
             stream: self.cfg.stream.clone(),
             detail,
         };
-        let stream = self
-            .js
-            .get_stream_no_info(&self.cfg.stream)
-            .await
-            .map_err(|e| err(e.to_string()))?;
+        let stream = self.chat_stream().await?;
         let info = stream.get_info().await.map_err(|e| err(e.to_string()))?;
         Ok((info.state.first_sequence, info.state.last_sequence))
     }
@@ -485,11 +480,7 @@ impl Bus {
             stream: self.cfg.stream.clone(),
             detail,
         };
-        let stream = self
-            .js
-            .get_stream_no_info(&self.cfg.stream)
-            .await
-            .map_err(|e| err(e.to_string()))?;
+        let stream = self.chat_stream().await?;
         let deliver_policy = match start {
             ReadFrom::Sequence(s) => consumer::DeliverPolicy::ByStartSequence {
                 start_sequence: s.max(1),

@@ -29,6 +29,40 @@ struct Run {
     latencies: Vec<Duration>,
     reordered: usize,
     peak_rss_kib: u64,
+    /// CPU time per delivered message: jetbridge, nats-server, this process (the
+    /// fake platform and the measuring), in µs.
+    cpu_us: [f64; 3],
+}
+
+/// utime + stime of a process, in seconds (clock ticks are 100 Hz on Linux).
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    f.iter().sum::<u64>() as f64 / 100.0
+}
+
+/// The processes whose CPU time a run reports.
+#[derive(Clone, Copy)]
+struct Pids {
+    jetbridge: u32,
+    nats: u32,
+}
+
+impl Pids {
+    fn cpu(&self) -> [f64; 3] {
+        [
+            cpu_secs(self.jetbridge),
+            cpu_secs(self.nats),
+            cpu_secs(std::process::id()),
+        ]
+    }
 }
 
 fn rss_kib(pid: u32) -> (u64, u64) {
@@ -57,7 +91,7 @@ fn report(r: &Run) {
     l.sort();
     let tput = r.delivered as f64 / r.elapsed.as_secs_f64();
     println!(
-        "| {} | {}/{} | {:.0} msg/s | {:.2} ms | {:.2} ms | {:.2} ms | {} | {:.1} MiB |",
+        "| {} | {}/{} | {:.0} msg/s | {:.2} ms | {:.2} ms | {:.2} ms | {} | {:.1} MiB | {:.0} / {:.0} / {:.0} µs |",
         r.name,
         r.delivered,
         r.sent,
@@ -66,7 +100,10 @@ fn report(r: &Run) {
         pct(&l, 0.99).as_secs_f64() * 1e3,
         l.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
         r.reordered,
-        r.peak_rss_kib as f64 / 1024.0
+        r.peak_rss_kib as f64 / 1024.0,
+        r.cpu_us[0],
+        r.cpu_us[1],
+        r.cpu_us[2],
     );
 }
 
@@ -130,13 +167,14 @@ async fn raw_jetstream(url: &str, n: usize, payload: &[u8]) -> f64 {
 async fn twitch_run(
     name: &str,
     fake: &FakeTwitch,
-    pid: u32,
+    pids: Pids,
     first: usize,
     n: usize,
     rate: Option<f64>,
 ) -> Run {
     let before = fake.privmsg_count().await;
     let mut sent_at = Vec::with_capacity(n);
+    let cpu_before = pids.cpu();
     let start = Instant::now();
     for i in 0..n {
         if let Some(r) = rate {
@@ -157,9 +195,10 @@ async fn twitch_run(
     let mut peak = 0;
     let deadline = Instant::now() + Duration::from_secs(180);
     while fake.privmsg_count().await < before + n && Instant::now() < deadline {
-        peak = peak.max(rss_kib(pid).0);
+        peak = peak.max(rss_kib(pids.jetbridge).0);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let cpu_after = pids.cpu();
     let got: Vec<_> = fake
         .timed_privmsgs()
         .await
@@ -189,14 +228,17 @@ async fn twitch_run(
         latencies.push(at.saturating_duration_since(sent_at[i - first]));
         last_at = *at;
     }
+    let delivered = latencies.len().max(1) as f64;
+    let cpu_us = [0, 1, 2].map(|i| (cpu_after[i] - cpu_before[i]) * 1e6 / delivered);
     Run {
+        cpu_us,
         name: name.into(),
         sent: n,
         delivered: latencies.len(),
         elapsed: last_at - start,
         latencies,
         reordered,
-        peak_rss_kib: peak.max(rss_kib(pid).1),
+        peak_rss_kib: peak.max(rss_kib(pids.jetbridge).1),
     }
 }
 
@@ -261,6 +303,10 @@ channels = [{{ bridge = "twitch", channel = "#src", direction = "in" }}, {{ brid
     jb.wait_log("delivering for this bridge", Duration::from_secs(20))
         .await;
     let pid = jb.pid();
+    let pids = Pids {
+        jetbridge: pid,
+        nats: nats.pid().expect("nats-server runs"),
+    };
     let idle = rss_kib(pid).0;
 
     // The same payload jetbridge stores for one of these messages.
@@ -280,17 +326,24 @@ channels = [{{ bridge = "twitch", channel = "#src", direction = "in" }}, {{ brid
         ev.room = "load".into();
         ev.to_json()
     };
+    let raw_cpu_before = pids.cpu();
     let raw = raw_jetstream(&nats.url(), max_n, &sample).await;
+    let raw_cpu = {
+        let after = pids.cpu();
+        [1, 2].map(|i| (after[i] - raw_cpu_before[i]) * 1e6 / max_n as f64)
+    };
 
     println!();
-    println!("| scenario | delivered/sent | throughput | p50 | p99 | max | reordered | peak RSS |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| scenario | delivered/sent | throughput | p50 | p99 | max | reordered | peak RSS | CPU per message: jetbridge / nats-server / fakes |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
     let runs = [
-        twitch_run("twitch→twitch, max rate", &twitch, pid, 0, max_n, None).await,
+        twitch_run("twitch→twitch, max rate", &twitch, pids, 0, max_n, None).await,
         twitch_run(
             "twitch→twitch, 10 msg/s",
             &twitch,
-            pid,
+            pids,
             max_n,
             if quick { 50 } else { 100 },
             Some(10.0),
@@ -299,7 +352,7 @@ channels = [{{ bridge = "twitch", channel = "#src", direction = "in" }}, {{ brid
         twitch_run(
             "twitch→twitch, 1,000 msg/s",
             &twitch,
-            pid,
+            pids,
             max_n + 1000,
             if quick { 2000 } else { 5000 },
             Some(1000.0),
@@ -315,6 +368,10 @@ channels = [{{ bridge = "twitch", channel = "#src", direction = "in" }}, {{ brid
     println!(
         "raw JetStream publish+consume, same payloads ({} bytes), same server: {raw:.0} msg/s",
         sample.len()
+    );
+    println!(
+        "raw JetStream CPU per message: nats-server {:.0} µs, client {:.0} µs",
+        raw_cpu[0], raw_cpu[1]
     );
     println!("jetbridge / raw JetStream: {:.2}", tput / raw);
     println!(

@@ -155,6 +155,24 @@ impl Bus {
             })
     }
 
+    /// What tells this incarnation of the chat stream from a deleted and
+    /// recreated one (whose sequences start again at 1): its creation time.
+    pub async fn stream_epoch(&self) -> Result<String, BusError> {
+        let stream = self
+            .js
+            .get_stream(&self.cfg.stream)
+            .await
+            .map_err(|e| BusError::Stream {
+                stream: self.cfg.stream.clone(),
+                detail: e.to_string(),
+            })?;
+        Ok(stream
+            .cached_info()
+            .created
+            .unix_timestamp_nanos()
+            .to_string())
+    }
+
     /// Create the stream, or update it when its configuration differs from ours.
     pub async fn ensure_stream(&self) -> Result<(), BusError> {
         let want = self.stream_config();
@@ -629,6 +647,14 @@ pub struct Posted {
     pub combined: Option<Combined>,
 }
 
+impl Posted {
+    /// Whether a later edit, delete or reply can find this copy on its
+    /// platform (it has an id); only such copies need an id map entry.
+    pub fn can_be_referenced(&self) -> bool {
+        !self.ids.is_empty() || self.extra.is_some()
+    }
+}
+
 /// The members of a coalesced post, with the line each one became, so that
 /// deleting one member can drop just its line.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -639,6 +665,11 @@ pub struct Combined {
 
 /// Event id → [`Posted`] for one bridge. The key is `<channel token>.<event id>`,
 /// with the event id escaped to the key alphabet.
+///
+/// Beside the entries, each channel has a watermark (`<channel token>.=wm`, a
+/// key no escaped event id can produce): the last stream sequence the channel
+/// handled. A channel handles its events in stream order, so everything of the
+/// channel at or below the watermark was posted (or deliberately skipped).
 #[derive(Clone)]
 pub struct IdMap {
     store: kv::Store,
@@ -660,12 +691,53 @@ impl IdMap {
         key
     }
 
-    pub async fn get(&self, channel: &str, event_id: &str) -> Result<Option<Posted>, BusError> {
-        let key = Self::key(channel, event_id);
-        let v = self.store.get(&key).await.map_err(|e| BusError::KeyValue {
+    fn watermark_key(channel: &str) -> String {
+        // `=` followed by a non-hex letter: never the escape of an event id.
+        format!("{}.=wm", event::channel_token(channel))
+    }
+
+    /// The channel's watermark in the stream incarnation `epoch` (none if it was
+    /// written for another one: those sequences mean nothing now).
+    pub async fn watermark(&self, channel: &str, epoch: &str) -> Result<Option<u64>, BusError> {
+        let v = self
+            .store
+            .get(Self::watermark_key(channel))
+            .await
+            .map_err(|e| self.kv_error(e))?;
+        Ok(v.and_then(|b| serde_json::from_slice::<Watermark>(&b).ok())
+            .filter(|w| w.stream == epoch)
+            .map(|w| w.seq))
+    }
+
+    pub async fn put_watermark(
+        &self,
+        channel: &str,
+        epoch: &str,
+        seq: u64,
+    ) -> Result<(), BusError> {
+        let w = Watermark {
+            seq,
+            stream: epoch.to_string(),
+        };
+        // Plain data; cannot fail to serialize.
+        let bytes = serde_json::to_vec(&w).expect("Watermark serializes");
+        self.store
+            .put(Self::watermark_key(channel), bytes.into())
+            .await
+            .map_err(|e| self.kv_error(e))?;
+        Ok(())
+    }
+
+    fn kv_error(&self, e: impl std::fmt::Display) -> BusError {
+        BusError::KeyValue {
             bucket: self.bucket.clone(),
             detail: e.to_string(),
-        })?;
+        }
+    }
+
+    pub async fn get(&self, channel: &str, event_id: &str) -> Result<Option<Posted>, BusError> {
+        let key = Self::key(channel, event_id);
+        let v = self.store.get(&key).await.map_err(|e| self.kv_error(e))?;
         Ok(v.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
@@ -681,12 +753,15 @@ impl IdMap {
         self.store
             .put(&key, bytes.into())
             .await
-            .map_err(|e| BusError::KeyValue {
-                bucket: self.bucket.clone(),
-                detail: e.to_string(),
-            })?;
+            .map_err(|e| self.kv_error(e))?;
         Ok(())
     }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Watermark {
+    seq: u64,
+    stream: String,
 }
 
 /// One event waiting to be published.

@@ -7,8 +7,10 @@
 //! delivers its channel's events strictly in stream order, paced to the
 //! platform's limit, coalescing a backlog, retrying failures with backoff; one
 //! slow or broken channel only holds up itself. A stream message is acked once
-//! every destination has it — after its copy is recorded in the id map, so a
-//! redelivery (crash, another instance) finds the record and is not posted twice.
+//! every destination has it — after the channel's record of it landed (the id
+//! map entry that later edits and deletes need, and the channel's watermark), so
+//! a redelivery (crash, another instance) finds the record and is not posted
+//! twice.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -17,15 +19,15 @@ use std::time::Duration;
 
 use async_nats::jetstream::message::{AckKind, Acker};
 use futures::StreamExt;
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use crate::backoff::Backoff;
 use crate::bridge::{Action, Bridge, DeliverError, Delivery, default_render};
-use crate::bus::{Bus, IdMap, Posted};
+use crate::bus::{Bus, BusError, IdMap, Posted};
 use crate::config::{Config, Rules};
 use crate::event::{self, ChatEvent, EventKind};
 use crate::ratelimit::Limiter;
@@ -315,7 +317,11 @@ async fn lead(
                 .await
                 .map(|c| (c, 0))
         };
-        let (consumer, verify_until) = match created {
+        let created = match created {
+            Ok(c) => bus.stream_epoch().await.map(|epoch| (c, epoch)),
+            Err(e) => Err(e),
+        };
+        let ((consumer, verify_until), epoch) = match created {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "consumer not ready, retrying");
@@ -420,6 +426,7 @@ async fn lead(
             for ch in destinations {
                 let tx = workers.entry(ch.to_string()).or_insert_with(|| {
                     let (tx, rx) = mpsc::unbounded_channel();
+                    let epoch: Arc<str> = epoch.as_str().into();
                     let worker = Worker {
                         bridge: bridge.clone(),
                         channel: ch.to_string(),
@@ -428,7 +435,15 @@ async fn lead(
                         limiter: Limiter::new(bridge.spec().rate),
                         hard_stop: hard_stop.clone(),
                         recent: recent.clone(),
-                        recording: JoinSet::new(),
+                        ledger: Ledger::start(
+                            idmap.clone(),
+                            ch.to_string(),
+                            epoch.clone(),
+                            inflight.clone(),
+                            hard_stop.clone(),
+                        ),
+                        epoch,
+                        watermark: None,
                     };
                     let span = tracing::info_span!("channel", channel = %ch);
                     tasks.spawn(worker.run(rx).instrument(span));
@@ -479,16 +494,130 @@ struct Worker {
     /// or a redelivery after NATS failed, finds the copy before (or without) the
     /// id map write having landed.
     recent: Recent,
-    /// Id map writes and acks under way (they run beside the next deliveries).
-    recording: JoinSet<()>,
+    /// Records and acks of what this channel posted, written beside the next
+    /// deliveries.
+    ledger: Ledger,
+    /// The chat stream's incarnation (see `Bus::stream_epoch`).
+    epoch: Arc<str>,
+    /// The channel's stored watermark, read at the first redelivery.
+    watermark: Option<u64>,
 }
 
 /// Recent posts of one bridge, by (channel, event id).
 type Recent = Arc<std::sync::Mutex<RecentPosts>>;
 
-/// Id map writes (and the acks behind them) a channel may have under way; also
-/// the most posts of a channel that a crash of the process can repeat.
-const RECORDING_DEPTH: usize = 4;
+/// Posts of a channel whose records (and acks) may be under way at once; also
+/// the most posts of a channel that a crash of the process can repeat. At
+/// platform pace a record lands long before the next post, so this binds only
+/// when posts come faster than NATS round trips (pacing off, NATS slow).
+pub const RECORDING_DEPTH: usize = 64;
+
+/// Writes what one channel posted, beside its next deliveries: the id map
+/// entries that later edits, deletes and replies need (for platforms that give
+/// ids), then the channel's watermark, then the acks. Posts that pile up while a
+/// write is under way share the next round, so a fast channel costs one
+/// watermark write per NATS round trip rather than a write per post.
+struct Ledger {
+    tx: Option<mpsc::UnboundedSender<Entry>>,
+    slots: Arc<Semaphore>,
+    task: Option<JoinHandle<()>>,
+    hard_stop: CancellationToken,
+}
+
+struct Entry {
+    tracker: Arc<Tracker>,
+    /// Event id and copy, when the copy has something to find later.
+    record: Option<(String, Posted)>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Ledger {
+    fn start(
+        idmap: IdMap,
+        channel: String,
+        epoch: Arc<str>,
+        inflight: Inflight,
+        hard_stop: CancellationToken,
+    ) -> Ledger {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(
+            Self::keep(rx, idmap, channel, epoch, inflight, hard_stop.clone()).in_current_span(),
+        );
+        Ledger {
+            tx: Some(tx),
+            slots: Arc::new(Semaphore::new(RECORDING_DEPTH)),
+            task: Some(task),
+            hard_stop,
+        }
+    }
+
+    /// Queue the record of a post; waits while `RECORDING_DEPTH` are under way.
+    /// False when stopped meanwhile.
+    async fn add(&self, tracker: Arc<Tracker>, record: Option<(String, Posted)>) -> bool {
+        let slot = tokio::select! {
+            slot = self.slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            _ = self.hard_stop.cancelled() => return false,
+        };
+        let Some(tx) = &self.tx else { return false };
+        tx.send(Entry {
+            tracker,
+            record,
+            _slot: slot,
+        })
+        .is_ok()
+    }
+
+    /// Write what was queued, then stop.
+    async fn finish(&mut self) {
+        self.tx = None;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+
+    async fn keep(
+        mut rx: mpsc::UnboundedReceiver<Entry>,
+        idmap: IdMap,
+        channel: String,
+        epoch: Arc<str>,
+        inflight: Inflight,
+        hard_stop: CancellationToken,
+    ) {
+        let mut round = Vec::with_capacity(RECORDING_DEPTH);
+        while rx.recv_many(&mut round, RECORDING_DEPTH).await > 0 {
+            // Entries come in stream order; the last is the channel's new mark.
+            let through = round.last().map_or(0, |e: &Entry| e.tracker.seq);
+            let records = futures::future::join_all(round.iter().filter_map(|e| {
+                let (id, posted) = e.record.as_ref()?;
+                Some(until_done(id, || idmap.put(&channel, id, posted)))
+            }));
+            let mark = until_done("watermark", || {
+                idmap.put_watermark(&channel, &epoch, through)
+            });
+            tokio::select! {
+                _ = futures::future::join(records, mark) => {}
+                // Not recorded, so not acked: JetStream redelivers it.
+                _ = hard_stop.cancelled() => return,
+            }
+            for e in round.drain(..) {
+                e.tracker.done(&inflight).await;
+            }
+        }
+    }
+}
+
+/// Retry a record write until it lands (NATS away: the ack waits for it).
+async fn until_done<F, Fut>(what: &str, mut write: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), BusError>>,
+{
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    while let Err(e) = write().await {
+        tracing::warn!(record = what, error = %e, "cannot record delivery yet");
+        tokio::time::sleep(backoff.next_delay()).await;
+    }
+}
 
 /// A bounded memory of recent posts: key → copy.
 #[derive(Default)]
@@ -560,7 +689,7 @@ impl Worker {
             item.tracker.abandon(&self.inflight).await;
         }
         // What was posted is recorded and acked before the worker ends.
-        while self.recording.join_next().await.is_some() {}
+        self.ledger.finish().await;
     }
 
     /// The head of the queue, plus the messages behind it when the channel is
@@ -624,7 +753,7 @@ impl Worker {
             let mut kept = Vec::with_capacity(batch.len());
             for (item, parts) in batch {
                 let seen = self.remembered(&item.event.id).is_some()
-                    || (item.redelivered && self.recorded(&item.event.id).await);
+                    || (item.redelivered && self.delivered_before(&item).await);
                 if seen {
                     tracing::debug!(event_id = %item.event.id, "already delivered");
                     item.tracker.done(&self.inflight).await;
@@ -803,34 +932,14 @@ impl Worker {
             // Record, then ack: a redelivery after a crash in between finds the
             // record. Both run beside the next deliveries, so the channel does not
             // wait a NATS round trip per post; order between posts is unaffected.
-            while self.recording.len() >= RECORDING_DEPTH {
-                self.recording.join_next().await;
+            let record = posted
+                .as_ref()
+                .filter(|p| p.can_be_referenced())
+                .map(|p| (item.event.id.clone(), p.clone()));
+            if !self.ledger.add(item.tracker.clone(), record).await {
+                return false;
             }
-            let idmap = self.idmap.clone();
-            let channel = self.channel.clone();
-            let inflight = self.inflight.clone();
-            let tracker = item.tracker.clone();
-            let id = item.event.id.clone();
-            let posted = posted.clone();
-            let hard_stop = self.hard_stop.clone();
-            self.recording.spawn(async move {
-                if let Some(posted) = posted {
-                    let mut backoff =
-                        Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
-                    while let Err(e) = idmap.put(&channel, &id, &posted).await {
-                        // NATS away: keep trying; the ack waits for the record.
-                        tracing::warn!(event_id = %id, error = %e, "cannot record delivery yet");
-                        tokio::select! {
-                            _ = tokio::time::sleep(backoff.next_delay()) => {}
-                            _ = hard_stop.cancelled() => return,
-                        }
-                    }
-                }
-                tracker.done(&inflight).await;
-            });
         }
-        // Reap finished ones so the set stays small.
-        while self.recording.try_join_next().is_some() {}
         if batch.len() > 1 {
             tracing::info!(messages = batch.len(), "coalesced a backlog into one post");
             metrics::counter!("jetbridge_coalesced_total", "bridge" => bridge)
@@ -849,9 +958,23 @@ impl Worker {
         recent.insert(&IdMap::key(&self.channel, event_id), posted);
     }
 
-    async fn recorded(&self, event_id: &str) -> bool {
-        self.remembered(event_id).is_some()
-            || matches!(self.idmap.get(&self.channel, event_id).await, Ok(Some(_)))
+    /// Whether a redelivered item was handled before (by us or a predecessor):
+    /// at or below the channel's watermark, or with an id map entry.
+    async fn delivered_before(&mut self, item: &Item) -> bool {
+        if self.watermark.is_none() {
+            match self.idmap.watermark(&self.channel, &self.epoch).await {
+                Ok(w) => self.watermark = Some(w.unwrap_or(0)),
+                // Unknown for now: the id map may still tell; asked again next time.
+                Err(e) => tracing::warn!(error = %e, "cannot read the channel's watermark"),
+            }
+        }
+        if self.watermark.is_some_and(|w| item.tracker.seq <= w) {
+            return true;
+        }
+        matches!(
+            self.idmap.get(&self.channel, &item.event.id).await,
+            Ok(Some(_))
+        )
     }
 
     async fn lookup(&self, event_id: &str) -> Option<Posted> {

@@ -70,6 +70,11 @@ impl NatsServer {
         format!("nats://127.0.0.1:{}", self.port)
     }
 
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Start (again) on the same port and store.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "nats-server already running");

@@ -65,17 +65,35 @@ impl Pids {
     }
 }
 
-fn rss_kib(pid: u32) -> (u64, u64) {
+/// A reader of `/proc/<pid>/status` fields in KiB (0 when absent).
+fn status_kib(pid: u32) -> impl Fn(&str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
+    move |name| {
         status
             .lines()
             .find(|l| l.starts_with(name))
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|v| v.parse().ok())
             .unwrap_or(0)
-    };
+    }
+}
+
+/// RSS now and its high-water mark.
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let field = status_kib(pid);
     (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Anonymous (heap, stacks) and file-backed (the binary's pages) parts of RSS.
+fn rss_split_kib(pid: u32) -> (u64, u64) {
+    let field = status_kib(pid);
+    (field("RssAnon:"), field("RssFile:") + field("RssShmem:"))
+}
+
+fn threads(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|d| d.count())
+        .unwrap_or(0)
 }
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
@@ -426,9 +444,13 @@ channels = ["twitch:#a", "discord:555555555555555555", "slack:C0001"]
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await; // let it sit idle, then read
+    let (anon, file) = rss_split_kib(jb.pid());
     println!(
-        "idle RSS, twitch + discord + slack + http, ready: {:.1} MiB",
-        rss_kib(jb.pid()).0 as f64 / 1024.0
+        "idle RSS, twitch + discord + slack + http, ready: {:.1} MiB ({:.1} MiB heap and stacks, {:.1} MiB mapped code and data); threads: {}",
+        rss_kib(jb.pid()).0 as f64 / 1024.0,
+        anon as f64 / 1024.0,
+        file as f64 / 1024.0,
+        threads(jb.pid()),
     );
     drop(jb);
 

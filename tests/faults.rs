@@ -269,3 +269,82 @@ channels = [{{ bridge = "twitch", channel = "#alpha", direction = "in" }}, "slac
         "the combined post was deleted whole"
     );
 }
+
+#[tokio::test]
+async fn a_burst_while_nats_stalls_waits_at_the_socket_and_loses_nothing() {
+    const N: usize = 20_000;
+    let nats = NatsServer::start();
+    let twitch = FakeTwitch::start().await;
+    let port = support::nats::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let cfg = format!(
+        r##"
+[nats]
+url = "{nats}"
+queue_size = 100
+[http]
+listen = "{addr}"
+[twitch]
+server = "{tw}"
+tls = false
+[[rooms]]
+name = "lobby"
+channels = [{{ bridge = "twitch", channel = "#alpha", direction = "in" }}]
+"##,
+        nats = nats.url(),
+        tw = twitch.server()
+    );
+    let jb = Jetbridge::start(&cfg);
+    twitch.wait_joined(&["#alpha"], WAIT).await;
+    let deadline = support::Deadline::after(WAIT);
+    while support::http::get(&addr, "/readyz").await.status != 200 {
+        deadline
+            .step(|| format!("never ready:\n{}", jb.logs()))
+            .await;
+    }
+    let before = peak_rss_mib(jb.pid());
+    // NATS stops answering but stays connected, so nothing may be dropped: the
+    // bridge must wait, and a burst must wait in the socket, not in memory.
+    nats.pause();
+    for i in 0..N {
+        twitch
+            .privmsg("#alpha", "ronni", "Ronni", &format!("m{i:05}"))
+            .await;
+    }
+    let paused = "jetbridge_inbound_read_paused_total{bridge=\"twitch\"}";
+    let deadline = support::Deadline::after(WAIT);
+    while !support::http::get(&addr, "/metrics")
+        .await
+        .body
+        .contains(paused)
+    {
+        deadline
+            .step(|| format!("reads never paused:\n{}", jb.logs()))
+            .await;
+    }
+    nats.resume();
+    let js = support::js(&nats.url()).await;
+    let evs = support::wait_stored(&js, "chat.lobby.twitch.alpha", N).await;
+    let texts: Vec<String> = evs.iter().map(|e| e.text.clone()).collect();
+    let want: Vec<String> = (0..N).map(|i| format!("m{i:05}")).collect();
+    assert_eq!(texts, want, "lost, repeated or reordered");
+    // Held in memory, the burst's parsed messages alone would be ~70 MiB.
+    let grew = peak_rss_mib(jb.pid()) - before;
+    eprintln!("peak RSS grew by {grew:.1} MiB during a burst of {N}");
+    assert!(
+        grew < 32.0,
+        "peak RSS grew by {grew:.1} MiB during the burst"
+    );
+}
+
+/// The high-water mark of a process's resident memory, in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmHWM");
+    kib / 1024.0
+}

@@ -10,12 +10,17 @@
 //! reordering (one pooled connection) and ignores our own login inbound.
 
 use std::collections::HashSet;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::task::AtomicWaker;
 use serde::Deserialize;
 use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_util::either::Either;
 use twitch_irc::login::StaticLoginCredentials;
@@ -111,49 +116,49 @@ struct Endpoint {
 }
 
 const SLOTS: usize = 8;
-static ENDPOINTS: Mutex<[Option<(Endpoint, usize)>; SLOTS]> = Mutex::new([const { None }; SLOTS]);
+
+/// What slot `N` dials, and the read gate of its connection.
+struct Slot {
+    endpoint: Endpoint,
+    gate: Arc<ReadGate>,
+}
+
+static SLOT_TABLE: Mutex<[Option<Slot>; SLOTS]> = Mutex::new([const { None }; SLOTS]);
 
 /// A claimed slot; releases it on drop.
 struct SlotGuard(usize);
 
 impl SlotGuard {
-    fn claim(ep: &Endpoint) -> Option<SlotGuard> {
-        let mut slots = ENDPOINTS.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(i) = slots
-            .iter()
-            .position(|s| s.as_ref().is_some_and(|(e, _)| e == ep))
-        {
-            if let Some((_, n)) = slots[i].as_mut() {
-                *n += 1;
-            }
-            return Some(SlotGuard(i));
-        }
+    /// A slot of its own for one running bridge (its gate is its own too).
+    fn claim(endpoint: &Endpoint, gate: Arc<ReadGate>) -> Option<SlotGuard> {
+        let mut slots = SLOT_TABLE.lock().unwrap_or_else(|e| e.into_inner());
         let i = slots.iter().position(Option::is_none)?;
-        slots[i] = Some((ep.clone(), 1));
+        slots[i] = Some(Slot {
+            endpoint: endpoint.clone(),
+            gate,
+        });
         Some(SlotGuard(i))
     }
 }
 
 impl Drop for SlotGuard {
     fn drop(&mut self) {
-        let mut slots = ENDPOINTS.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((_, n)) = slots[self.0].as_mut() {
-            *n -= 1;
-            if *n == 0 {
-                slots[self.0] = None;
-            }
-        }
+        let mut slots = SLOT_TABLE.lock().unwrap_or_else(|e| e.into_inner());
+        slots[self.0] = None;
     }
 }
 
-fn endpoint(slot: usize) -> Result<Endpoint, TCPTransportConnectError> {
-    let slots = ENDPOINTS.lock().unwrap_or_else(|e| e.into_inner());
-    slots[slot].as_ref().map(|(e, _)| e.clone()).ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::NotConnected, "twitch endpoint released").into()
-    })
+fn slot(n: usize) -> Result<(Endpoint, Arc<ReadGate>), TCPTransportConnectError> {
+    let slots = SLOT_TABLE.lock().unwrap_or_else(|e| e.into_inner());
+    slots[n]
+        .as_ref()
+        .map(|s| (s.endpoint.clone(), s.gate.clone()))
+        .ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::NotConnected, "twitch endpoint released").into()
+        })
 }
 
-type Socket = Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
+type Socket = Gated<Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>>;
 
 /// twitch-irc connector for the endpoint in slot `N`.
 struct Dial<const N: usize>;
@@ -163,16 +168,181 @@ impl<const N: usize> MakeConnection for Dial<N> {
     type Socket = Socket;
 
     async fn new_socket() -> Result<Socket, TCPTransportConnectError> {
-        let ep = endpoint(N)?;
+        let (ep, gate) = slot(N)?;
         let tcp = TcpStream::connect((ep.host.as_str(), ep.port)).await?;
         tcp.set_nodelay(true)?;
-        if !ep.tls {
-            return Ok(Either::Left(tcp));
+        let inner = if ep.tls {
+            let connector = tokio_rustls::TlsConnector::from(tls_config());
+            let name = rustls_pki_types::ServerName::try_from(ep.host.clone())
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+            Either::Right(connector.connect(name, tcp).await?)
+        } else {
+            Either::Left(tcp)
+        };
+        gate.connected();
+        Ok(Gated { inner, gate })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Read-side backpressure.
+
+/// Lines read but not yet taken by the bridge at which reading stops, and
+/// where it starts again.
+const GATE_HIGH: u64 = 1024;
+const GATE_LOW: u64 = 256;
+
+/// Read-side backpressure for one connection. twitch-irc reads its socket into
+/// unbounded channels of parsed messages (a few KiB each). When the bridge falls
+/// behind (a burst faster than JetStream takes it), reading stops `GATE_HIGH`
+/// lines ahead of it, so the rest of the burst waits in the kernel's socket
+/// buffers and then the server's, not in our memory. twitch-irc hands every line
+/// on as one message, so lines read minus messages taken is the backlog.
+struct ReadGate {
+    bridge: String,
+    read: AtomicU64,
+    taken: AtomicU64,
+    /// `taken` when the bridge last looked at an idle moment (see `idle`).
+    taken_at_idle: AtomicU64,
+    waker: AtomicWaker,
+    /// Reading is stopped (for counting pauses, not for deciding).
+    paused: AtomicBool,
+}
+
+impl ReadGate {
+    fn new(bridge: &str) -> ReadGate {
+        ReadGate {
+            bridge: bridge.to_string(),
+            read: AtomicU64::new(0),
+            taken: AtomicU64::new(0),
+            taken_at_idle: AtomicU64::new(0),
+            waker: AtomicWaker::new(),
+            paused: AtomicBool::new(false),
         }
-        let connector = tokio_rustls::TlsConnector::from(tls_config());
-        let name = rustls_pki_types::ServerName::try_from(ep.host.clone())
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-        Ok(Either::Right(connector.connect(name, tcp).await?))
+    }
+
+    fn backlog(&self) -> u64 {
+        let read = self.read.load(Ordering::Acquire);
+        read.saturating_sub(self.taken.load(Ordering::Acquire))
+    }
+
+    /// A new connection: what the old one left unread is gone with it.
+    fn connected(&self) {
+        self.read.store(0, Ordering::Release);
+        self.taken.store(0, Ordering::Release);
+        self.taken_at_idle.store(0, Ordering::Release);
+    }
+
+    /// Whether the socket may be read now; if not, `cx` is woken when it may.
+    fn poll_open(&self, cx: &mut std::task::Context<'_>) -> bool {
+        if self.backlog() < GATE_HIGH {
+            self.paused.store(false, Ordering::Relaxed);
+            return true;
+        }
+        self.waker.register(cx.waker());
+        // Taken meanwhile? Then do not wait for a wake that already happened.
+        if self.backlog() < GATE_HIGH {
+            return true;
+        }
+        if !self.paused.swap(true, Ordering::Relaxed) {
+            tracing::debug!(backlog = self.backlog(), "bridge behind: pausing reads");
+            metrics::counter!("jetbridge_inbound_read_paused_total", "bridge" => self.bridge.clone())
+                .increment(1);
+        }
+        false
+    }
+
+    fn count(&self, bytes: &[u8]) {
+        let lines = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+        if lines > 0 {
+            self.read.fetch_add(lines, Ordering::AcqRel);
+        }
+    }
+
+    /// The bridge took one message.
+    fn took(&self) {
+        self.taken.fetch_add(1, Ordering::AcqRel);
+        if self.backlog() <= GATE_LOW {
+            self.waker.wake();
+        }
+    }
+
+    /// The bridge has nothing waiting. If reading is stopped and nothing was
+    /// taken since the last such look, the count is off (a line that did not
+    /// become a message): forgive it rather than stop reading for good.
+    fn idle(&self) {
+        let taken = self.taken.load(Ordering::Acquire);
+        let stuck = self.taken_at_idle.swap(taken, Ordering::AcqRel) == taken;
+        if stuck && self.backlog() >= GATE_HIGH {
+            tracing::warn!(
+                backlog = self.backlog(),
+                "read gate count drifted; reopening"
+            );
+            self.taken
+                .store(self.read.load(Ordering::Acquire), Ordering::Release);
+            self.waker.wake();
+        }
+    }
+}
+
+/// A socket whose reads wait at the gate.
+struct Gated<S> {
+    inner: S,
+    gate: Arc<ReadGate>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Gated<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        if !this.gate.poll_open(cx) {
+            return Poll::Pending;
+        }
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            this.gate.count(&buf.filled()[before..]);
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Gated<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 
@@ -272,7 +442,11 @@ impl TwitchBridge {
         config
     }
 
-    async fn run_with<const N: usize>(&self, ctx: BridgeContext) -> Result<(), BridgeError> {
+    async fn run_with<const N: usize>(
+        &self,
+        ctx: BridgeContext,
+        gate: &ReadGate,
+    ) -> Result<(), BridgeError> {
         let (mut incoming, client) =
             TwitchIRCClient::<TCPTransport<Dial<N>>, _>::new(self.client_config());
         let wanted: HashSet<String> = ctx
@@ -302,8 +476,12 @@ impl TwitchBridge {
                         return Err(BridgeError::Connection("twitch client stopped".into()));
                     };
                     self.handle(msg, &own_login, &mut recent, &ctx).await?;
+                    gate.took();
                 }
                 _ = check.tick() => {
+                    if incoming.is_empty() {
+                        gate.idle();
+                    }
                     let mut joined = 0;
                     for login in &wanted {
                         if shared.joined(login.clone()).await {
@@ -490,9 +668,9 @@ impl Drop for ClearOnDrop<'_> {
 }
 
 macro_rules! run_in_slot {
-    ($self:ident, $ctx:ident, $slot:expr, $($n:literal),*) => {
+    ($self:ident, $ctx:ident, $gate:ident, $slot:expr, $($n:literal),*) => {
         match $slot {
-            $($n => $self.run_with::<$n>($ctx).await,)*
+            $($n => $self.run_with::<$n>($ctx, &$gate).await,)*
             _ => unreachable!("slot index is below SLOTS"),
         }
     };
@@ -531,13 +709,12 @@ impl Bridge for TwitchBridge {
     }
 
     async fn run(&self, ctx: BridgeContext) -> Result<(), BridgeError> {
-        let guard = SlotGuard::claim(&self.endpoint).ok_or_else(|| {
-            BridgeError::Connection(format!(
-                "more than {SLOTS} distinct Twitch servers in one process"
-            ))
+        let gate = Arc::new(ReadGate::new(&self.name));
+        let guard = SlotGuard::claim(&self.endpoint, gate.clone()).ok_or_else(|| {
+            BridgeError::Connection(format!("more than {SLOTS} Twitch bridges in one process"))
         })?;
         let slot = guard.0;
-        run_in_slot!(self, ctx, slot, 0, 1, 2, 3, 4, 5, 6, 7)
+        run_in_slot!(self, ctx, gate, slot, 0, 1, 2, 3, 4, 5, 6, 7)
     }
 
     async fn deliver(&self, d: Delivery<'_>) -> Result<Posted, DeliverError> {

@@ -75,6 +75,27 @@ impl NatsServer {
         self.child.as_ref().map(Child::id)
     }
 
+    /// Freeze the server (SIGSTOP): connections stay open but nothing is
+    /// answered, as with a server that is overloaded or stuck on its disk.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Undo [`pause`](Self::pause).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.pid().expect("nats-server runs");
+        let ok = Command::new("kill")
+            .arg(sig)
+            .arg(pid.to_string())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill {sig} {pid} failed");
+    }
+
     /// Start (again) on the same port and store.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "nats-server already running");
@@ -113,6 +134,11 @@ impl NatsServer {
     /// Kill the server (as a crash would); the store stays.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            // A paused server must run again to die of SIGKILL promptly.
+            let _ = Command::new("kill")
+                .arg("-CONT")
+                .arg(c.id().to_string())
+                .status();
             let _ = c.kill();
             let _ = c.wait();
         }

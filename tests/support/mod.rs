@@ -233,14 +233,44 @@ pub async fn stored(js: &jetstream::Context, filter: &str) -> Vec<ChatEvent> {
         return out;
     }
     let mut msgs = consumer.messages().await.expect("messages");
-    while let Some(m) = msgs.next().await {
-        let m = m.expect("message");
-        out.push(serde_json::from_slice(&m.payload).expect("chat event"));
-        if m.info().expect("info").pending == 0 {
-            break;
+    let mut last_seq = 0;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(2), msgs.next()).await {
+            Ok(Some(m)) => {
+                let m = m.expect("message");
+                out.push(serde_json::from_slice(&m.payload).expect("chat event"));
+                let info = m.info().expect("info");
+                last_seq = info.stream_sequence;
+                if info.pending == 0 {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            // Quiet: either slow, or what was pending aged out (`max_age`) before
+            // it was read. Only the stream can tell.
+            Err(_) => {
+                if pending_after(&stream, filter, last_seq).await == 0 {
+                    break;
+                }
+            }
         }
     }
     out
+}
+
+/// Messages under `filter` stored after sequence `seq`.
+async fn pending_after(stream: &jetstream::stream::Stream, filter: &str, seq: u64) -> u64 {
+    let mut probe = stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig {
+            filter_subject: filter.to_string(),
+            deliver_policy: jetstream::consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: seq + 1,
+            },
+            ..Default::default()
+        })
+        .await
+        .expect("probe consumer");
+    probe.info().await.expect("info").num_pending
 }
 
 /// Wait until at least `n` events are stored under `filter`; returns them all.

@@ -363,7 +363,7 @@ channels = [{{ bridge = "twitch", channel = "#src", direction = "in" }}, {{ brid
             &twitch,
             pids,
             max_n,
-            if quick { 50 } else { 100 },
+            if quick { 50 } else { 300 },
             Some(10.0),
         )
         .await,
@@ -466,7 +466,7 @@ channels = ["twitch:#a", "discord:555555555555555555", "slack:C0001"]
         nats.url(),
         twitch.server()
     );
-    let jb = Jetbridge::start_with_env(&many, &[("RUST_LOG", "warn")]);
+    let jb = Jetbridge::start_with_env(&many, &[("RUST_LOG", "warn,jetbridge::router=info")]);
     let chans: Vec<String> = (0..500)
         .flat_map(|r| [format!("#in{r}"), format!("#out{r}")])
         .collect();
@@ -474,6 +474,9 @@ channels = ["twitch:#a", "discord:555555555555555555", "slack:C0001"]
     let t = Instant::now();
     twitch.wait_joined(&refs, Duration::from_secs(120)).await;
     let joined_in = t.elapsed();
+    // The instance before was killed holding the delivery lease: wait it out.
+    jb.wait_log("delivering for this bridge", Duration::from_secs(30))
+        .await;
     let after_join = rss_kib(jb.pid()).0;
     let before = twitch.privmsg_count().await;
     let t = Instant::now();

@@ -429,20 +429,7 @@ channels = ["twitch:#a", "discord:555555555555555555", "slack:C0001"]
     );
     let jb = Jetbridge::start_with_env(&all, &[("RUST_LOG", "warn")]);
     let addr = format!("127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if std::net::TcpStream::connect(&addr).is_ok()
-            && support::http::get(&addr, "/readyz").await.status == 200
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "all-bridges instance never ready:\n{}",
-            jb.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    jb.wait_ready(&addr).await;
     tokio::time::sleep(Duration::from_secs(2)).await; // let it sit idle, then read
     let (anon, file) = rss_split_kib(jb.pid());
     println!(

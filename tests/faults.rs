@@ -296,12 +296,7 @@ channels = [{{ bridge = "twitch", channel = "#alpha", direction = "in" }}]
     );
     let jb = Jetbridge::start(&cfg);
     twitch.wait_joined(&["#alpha"], WAIT).await;
-    let deadline = support::Deadline::after(WAIT);
-    while support::http::get(&addr, "/readyz").await.status != 200 {
-        deadline
-            .step(|| format!("never ready:\n{}", jb.logs()))
-            .await;
-    }
+    jb.wait_ready(&addr).await;
     let before = peak_rss_mib(jb.pid());
     // NATS stops answering but stays connected, so nothing may be dropped: the
     // bridge must wait, and a burst must wait in the socket, not in memory.

@@ -33,20 +33,8 @@ async fn start(nats: &NatsServer, token: &str) -> (Jetbridge, String) {
     let port = free_port();
     let jb = Jetbridge::start(&config(&nats.url(), port, token, ""));
     let addr = format!("127.0.0.1:{port}");
-    wait_ready(&addr, &jb).await;
+    jb.wait_ready(&addr).await;
     (jb, addr)
-}
-
-async fn wait_ready(addr: &str, jb: &Jetbridge) {
-    let deadline = support::Deadline::after(WAIT);
-    loop {
-        if tokio::net::TcpStream::connect(addr).await.is_ok()
-            && get(addr, "/readyz").await.status == 200
-        {
-            return;
-        }
-        deadline.step(|| format!("not ready\n{}", jb.logs())).await;
-    }
 }
 
 async fn post(addr: &str, room: &str, auth: Option<&str>, body: &str) -> support::http::Response {
@@ -188,7 +176,7 @@ async fn sse_says_gap_when_the_resume_point_aged_out() {
         "max_age = \"1s\"\nduplicate_window = \"500ms\"",
     ));
     let addr = format!("127.0.0.1:{port}");
-    wait_ready(&addr, &jb).await;
+    jb.wait_ready(&addr).await;
     for i in 0..3 {
         post(
             &addr,

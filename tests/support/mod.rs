@@ -93,6 +93,21 @@ impl Jetbridge {
         self.logs.lock().unwrap().clone()
     }
 
+    /// Wait until its HTTP server on `addr` says ready (`/readyz` 200).
+    pub async fn wait_ready(&self, addr: &str) {
+        let deadline = Deadline::after(WAIT);
+        loop {
+            if tokio::net::TcpStream::connect(addr).await.is_ok()
+                && http::get(addr, "/readyz").await.status == 200
+            {
+                return;
+            }
+            deadline
+                .step(|| format!("not ready\n{}", self.logs()))
+                .await;
+        }
+    }
+
     /// Wait until the logs contain `needle`.
     pub async fn wait_log(&self, needle: &str, timeout: Duration) {
         wait_until(&format!("log line containing {needle:?}"), timeout, || {

@@ -696,28 +696,31 @@ impl IdMap {
         format!("{}.=wm", event::channel_token(channel))
     }
 
-    /// The channel's watermark in the stream incarnation `epoch` (none if it was
-    /// written for another one: those sequences mean nothing now).
-    pub async fn watermark(&self, channel: &str, epoch: &str) -> Result<Option<u64>, BusError> {
+    /// The channel's watermark, if it was written in `scope` (see [`MarkScope`]).
+    pub async fn watermark(
+        &self,
+        channel: &str,
+        scope: &MarkScope,
+    ) -> Result<Option<u64>, BusError> {
         let v = self
             .store
             .get(Self::watermark_key(channel))
             .await
             .map_err(|e| self.kv_error(e))?;
         Ok(v.and_then(|b| serde_json::from_slice::<Watermark>(&b).ok())
-            .filter(|w| w.stream == epoch)
+            .filter(|w| w.scope == *scope)
             .map(|w| w.seq))
     }
 
     pub async fn put_watermark(
         &self,
         channel: &str,
-        epoch: &str,
+        scope: &MarkScope,
         seq: u64,
     ) -> Result<(), BusError> {
         let w = Watermark {
             seq,
-            stream: epoch.to_string(),
+            scope: scope.clone(),
         };
         // Plain data; cannot fail to serialize.
         let bytes = serde_json::to_vec(&w).expect("Watermark serializes");
@@ -758,10 +761,21 @@ impl IdMap {
     }
 }
 
+/// What a channel's watermark holds for: the stream's incarnation (see
+/// [`Bus::stream_epoch`]; a recreated stream numbers from 1 again) and the room
+/// the channel was in (moved to another room, the channel never handled that
+/// room's earlier events).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarkScope {
+    pub stream: String,
+    pub room: String,
+}
+
 #[derive(Serialize, Deserialize)]
 struct Watermark {
     seq: u64,
-    stream: String,
+    #[serde(flatten)]
+    scope: MarkScope,
 }
 
 /// One event waiting to be published.

@@ -27,7 +27,7 @@ use tracing::Instrument;
 
 use crate::backoff::Backoff;
 use crate::bridge::{Action, Bridge, DeliverError, Delivery, default_render};
-use crate::bus::{Bus, BusError, IdMap, Posted};
+use crate::bus::{Bus, BusError, IdMap, MarkScope, Posted};
 use crate::config::{Config, Rules};
 use crate::event::{self, ChatEvent, EventKind};
 use crate::ratelimit::Limiter;
@@ -426,7 +426,11 @@ async fn lead(
             for ch in destinations {
                 let tx = workers.entry(ch.to_string()).or_insert_with(|| {
                     let (tx, rx) = mpsc::unbounded_channel();
-                    let epoch: Arc<str> = epoch.as_str().into();
+                    // A channel belongs to one room (the config refuses a second).
+                    let scope = Arc::new(MarkScope {
+                        stream: epoch.clone(),
+                        room: ev.room.clone(),
+                    });
                     let worker = Worker {
                         bridge: bridge.clone(),
                         channel: ch.to_string(),
@@ -438,11 +442,11 @@ async fn lead(
                         ledger: Ledger::start(
                             idmap.clone(),
                             ch.to_string(),
-                            epoch.clone(),
+                            scope.clone(),
                             inflight.clone(),
                             hard_stop.clone(),
                         ),
-                        epoch,
+                        scope,
                         watermark: None,
                     };
                     let span = tracing::info_span!("channel", channel = %ch);
@@ -497,8 +501,8 @@ struct Worker {
     /// Records and acks of what this channel posted, written beside the next
     /// deliveries.
     ledger: Ledger,
-    /// The chat stream's incarnation (see `Bus::stream_epoch`).
-    epoch: Arc<str>,
+    /// Where this channel's watermark holds.
+    scope: Arc<MarkScope>,
     /// The channel's stored watermark, read at the first redelivery.
     watermark: Option<u64>,
 }
@@ -535,13 +539,13 @@ impl Ledger {
     fn start(
         idmap: IdMap,
         channel: String,
-        epoch: Arc<str>,
+        scope: Arc<MarkScope>,
         inflight: Inflight,
         hard_stop: CancellationToken,
     ) -> Ledger {
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(
-            Self::keep(rx, idmap, channel, epoch, inflight, hard_stop.clone()).in_current_span(),
+            Self::keep(rx, idmap, channel, scope, inflight, hard_stop.clone()).in_current_span(),
         );
         Ledger {
             tx: Some(tx),
@@ -579,7 +583,7 @@ impl Ledger {
         mut rx: mpsc::UnboundedReceiver<Entry>,
         idmap: IdMap,
         channel: String,
-        epoch: Arc<str>,
+        scope: Arc<MarkScope>,
         inflight: Inflight,
         hard_stop: CancellationToken,
     ) {
@@ -592,7 +596,7 @@ impl Ledger {
                 Some(until_done(id, || idmap.put(&channel, id, posted)))
             }));
             let mark = until_done("watermark", || {
-                idmap.put_watermark(&channel, &epoch, through)
+                idmap.put_watermark(&channel, &scope, through)
             });
             tokio::select! {
                 _ = futures::future::join(records, mark) => {}
@@ -962,7 +966,7 @@ impl Worker {
     /// at or below the channel's watermark, or with an id map entry.
     async fn delivered_before(&mut self, item: &Item) -> bool {
         if self.watermark.is_none() {
-            match self.idmap.watermark(&self.channel, &self.epoch).await {
+            match self.idmap.watermark(&self.channel, &self.scope).await {
                 Ok(w) => self.watermark = Some(w.unwrap_or(0)),
                 // Unknown for now: the id map may still tell; asked again next time.
                 Err(e) => tracing::warn!(error = %e, "cannot read the channel's watermark"),

@@ -247,8 +247,8 @@ async fn nats_down_30s_during_traffic_loses_nothing_and_keeps_order() {
 }
 
 #[tokio::test]
-async fn a_channel_watermark_counts_only_in_the_stream_it_was_written_for() {
-    use jetbridge::bus::Bus;
+async fn a_channel_watermark_counts_only_in_the_stream_and_room_it_was_written_for() {
+    use jetbridge::bus::{Bus, MarkScope};
     let nats = NatsServer::start();
     let cfg = jetbridge::config::NatsConfig {
         url: nats.url(),
@@ -259,15 +259,27 @@ async fn a_channel_watermark_counts_only_in_the_stream_it_was_written_for() {
         .unwrap();
     bus.ensure_stream().await.unwrap();
     let ids = bus.id_map("twitch").await.unwrap();
+    let scope = |stream: &str, room: &str| MarkScope {
+        stream: stream.into(),
+        room: room.into(),
+    };
     let first = bus.stream_epoch().await.unwrap();
-    ids.put_watermark("#beta", &first, 42).await.unwrap();
-    assert_eq!(ids.watermark("#beta", &first).await.unwrap(), Some(42));
-    assert_eq!(ids.watermark("#alpha", &first).await.unwrap(), None);
+    ids.put_watermark("#beta", &scope(&first, "lobby"), 42)
+        .await
+        .unwrap();
+    let mark = |channel: &'static str, scope: MarkScope| {
+        let ids = ids.clone();
+        async move { ids.watermark(channel, &scope).await.unwrap() }
+    };
+    assert_eq!(mark("#beta", scope(&first, "lobby")).await, Some(42));
+    assert_eq!(mark("#alpha", scope(&first, "lobby")).await, None);
+    // Moved to another room, the channel never handled that room's events.
+    assert_eq!(mark("#beta", scope(&first, "stage")).await, None);
     // Deleted and created again, the stream numbers from 1: the old mark would
     // skip new events, so it must not count.
     js(&nats.url()).await.delete_stream("CHAT").await.unwrap();
     bus.ensure_stream().await.unwrap();
     let second = bus.stream_epoch().await.unwrap();
     assert_ne!(first, second);
-    assert_eq!(ids.watermark("#beta", &second).await.unwrap(), None);
+    assert_eq!(mark("#beta", scope(&second, "lobby")).await, None);
 }

@@ -380,23 +380,14 @@ impl Bus {
     /// at a time, lost `ttl` after its holder stops renewing it.
     pub async fn lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<Lease, BusError> {
         let bucket = "jetbridge-leases".to_string();
+        // An entry nobody renews disappears: that is the lease's expiry.
         let store = self
-            .js
-            .create_or_update_key_value(kv::Config {
-                bucket: bucket.clone(),
-                description: "jetbridge: which instance delivers for which bridge".into(),
-                history: 1,
-                // An entry nobody renews disappears: that is the lease's expiry.
-                max_age: ttl,
-                num_replicas: self.cfg.replicas,
-                storage: stream::StorageType::File,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| BusError::KeyValue {
-                bucket: bucket.clone(),
-                detail: e.to_string(),
-            })?;
+            .key_value(
+                &bucket,
+                "jetbridge: which instance delivers for which bridge".into(),
+                ttl,
+            )
+            .await?;
         Ok(Lease {
             store,
             key: name.to_string(),
@@ -517,26 +508,39 @@ impl Bus {
         c.messages().await.map_err(|e| err(e.to_string()))
     }
 
-    /// The id map of one bridge, created when missing.
-    pub async fn id_map(&self, bridge: &str) -> Result<IdMap, BusError> {
-        let bucket = format!("jetbridge-ids-{bridge}");
-        let store = self
-            .js
+    /// A key-value bucket of ours (one value per key, on file), created or
+    /// updated to this configuration.
+    async fn key_value(
+        &self,
+        bucket: &str,
+        description: String,
+        max_age: Duration,
+    ) -> Result<kv::Store, BusError> {
+        self.js
             .create_or_update_key_value(kv::Config {
-                bucket: bucket.clone(),
-                description: format!("jetbridge: event id -> {bridge} message id"),
+                bucket: bucket.to_string(),
+                description,
                 history: 1,
-                // A copy is only useful while its original can still be edited.
-                max_age: self.cfg.max_age,
+                max_age,
                 num_replicas: self.cfg.replicas,
                 storage: stream::StorageType::File,
                 ..Default::default()
             })
             .await
-            .map_err(|e| BusError::KeyValue {
-                bucket: bucket.clone(),
-                detail: e.to_string(),
-            })?;
+            .map_err(|e| kv_error(bucket, e))
+    }
+
+    /// The id map of one bridge, created when missing.
+    pub async fn id_map(&self, bridge: &str) -> Result<IdMap, BusError> {
+        let bucket = format!("jetbridge-ids-{bridge}");
+        // A copy is only useful while its original can still be edited.
+        let store = self
+            .key_value(
+                &bucket,
+                format!("jetbridge: event id -> {bridge} message id"),
+                self.cfg.max_age,
+            )
+            .await?;
         Ok(IdMap { store, bucket })
     }
 
@@ -732,10 +736,7 @@ impl IdMap {
     }
 
     fn kv_error(&self, e: impl std::fmt::Display) -> BusError {
-        BusError::KeyValue {
-            bucket: self.bucket.clone(),
-            detail: e.to_string(),
-        }
+        kv_error(&self.bucket, e)
     }
 
     pub async fn get(&self, channel: &str, event_id: &str) -> Result<Option<Posted>, BusError> {
@@ -769,6 +770,13 @@ impl IdMap {
 pub struct MarkScope {
     pub stream: String,
     pub room: String,
+}
+
+fn kv_error(bucket: &str, e: impl std::fmt::Display) -> BusError {
+    BusError::KeyValue {
+        bucket: bucket.to_string(),
+        detail: e.to_string(),
+    }
 }
 
 #[derive(Serialize, Deserialize)]

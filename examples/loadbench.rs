@@ -65,28 +65,15 @@ impl Pids {
     }
 }
 
-/// A reader of `/proc/<pid>/status` fields in KiB (0 when absent).
-fn status_kib(pid: u32) -> impl Fn(&str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    move |name| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    }
-}
-
 /// RSS now and its high-water mark.
 fn rss_kib(pid: u32) -> (u64, u64) {
-    let field = status_kib(pid);
+    let field = support::proc_status_kib(pid);
     (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// Anonymous (heap, stacks) and file-backed (the binary's pages) parts of RSS.
 fn rss_split_kib(pid: u32) -> (u64, u64) {
-    let field = status_kib(pid);
+    let field = support::proc_status_kib(pid);
     (field("RssAnon:"), field("RssFile:") + field("RssShmem:"))
 }
 

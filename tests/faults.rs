@@ -298,6 +298,7 @@ channels = [{{ bridge = "twitch", channel = "#alpha", direction = "in" }}]
     twitch.wait_joined(&["#alpha"], WAIT).await;
     jb.wait_ready(&addr).await;
     let before = peak_rss_mib(jb.pid());
+    assert!(before > 0.0, "no VmHWM for jetbridge");
     // NATS stops answering but stays connected, so nothing may be dropped: the
     // bridge must wait, and a burst must wait in the socket, not in memory.
     nats.pause();
@@ -334,12 +335,5 @@ channels = [{{ bridge = "twitch", channel = "#alpha", direction = "in" }}]
 
 /// The high-water mark of a process's resident memory, in MiB.
 fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .expect("VmHWM");
-    kib / 1024.0
+    support::proc_status_kib(pid)("VmHWM:") as f64 / 1024.0
 }

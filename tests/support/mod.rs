@@ -325,3 +325,16 @@ pub async fn wait_outbound_idle(js: &jetstream::Context, bridge: &str) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// A reader of `/proc/<pid>/status` fields in KiB (0 when absent).
+pub fn proc_status_kib(pid: u32) -> impl Fn(&str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    move |name| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}

@@ -8,13 +8,13 @@ use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use jetbridge::bridge::{Bridge, registry};
-use jetbridge::config;
+
 use jetbridge::event::{self, Author, ChatEvent};
 
 const LINE: &str = "@badge-info=;badges=broadcaster/1;color=#0000FF;display-name=Ronni;emotes=25:6-10;first-msg=0;flags=;id=b34ccfc7-4977-403a-8a94-33c6bac34fb8;mod=0;returning-chatter=0;room-id=1337;subscriber=0;tmi-sent-ts=1700000000123;turbo=0;user-id=1337;user-type= :ronni!ronni@ronni.tmi.twitch.tv PRIVMSG #streamer :hello Kappa this is **chat** with a link https://example.org/x";
 
 fn bridges() -> Vec<Arc<dyn Bridge>> {
-    let cfg = config::from_toml_str(
+    let cfg = registry::from_toml_str(
         "[twitch]\nlogin = \"bot\"\ntoken = \"t\"\n[discord]\ntoken = \"d\"\n[slack]\napp_token = \"xapp\"\nbot_token = \"xoxb\"\n",
     )
     .expect("config");
@@ -33,7 +33,7 @@ fn normalize(c: &mut Criterion) {
             else {
                 unreachable!("a PRIVMSG")
             };
-            let mut ev = jetbridge::bridge::twitch::privmsg_to_event("twitch", &m);
+            let mut ev = jetbridge::bridge::registry::twitch::privmsg_to_event("twitch", &m);
             ev.room = "lobby".into();
             black_box(ev.to_json())
         })

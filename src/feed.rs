@@ -226,8 +226,7 @@ impl Feeds {
                 Ok(Some(Err(e))) => return Err(FeedError::Unavailable(e.to_string())),
                 Ok(None) | Err(_) => break,
             };
-            let Ok(info) = msg.info() else { break };
-            let (seq, pending) = (info.stream_sequence, info.pending);
+            let (seq, pending) = (msg.seq, msg.pending);
             if seq >= stop {
                 break;
             }
@@ -301,8 +300,7 @@ async fn run_room(
                     }
                     None => break,
                 };
-                let Ok(info) = msg.info() else { continue };
-                let (seq, pending) = (info.stream_sequence, info.pending);
+                let (seq, pending) = (msg.seq, msg.pending);
                 backoff.reset();
                 let ev = Arc::new(to_feed_event(seq, &msg.payload));
                 {

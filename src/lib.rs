@@ -4,11 +4,11 @@
 //! Every inbound message becomes one versioned [`event::ChatEvent`] on
 //! `chat.<room>.<bridge>.<channel>`; every bridge relays the stream back out to
 //! the channels of the same room. This file wires config → bus → bridges and
-//! their outbound routers; each module's header says what it owns.
+//! their outbound routers → HTTP; each module's header says what it owns.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = jetbridge::config::load(std::path::Path::new("bridges.toml"))?;
+//! let config = jetbridge::bridge::registry::load(std::path::Path::new("bridges.toml"))?;
 //! let shutdown = tokio_util::sync::CancellationToken::new();
 //! jetbridge::run(config, jetbridge::status::Health::default(), shutdown).await?;
 //! # Ok(()) }
@@ -25,6 +25,7 @@ pub mod ratelimit;
 pub mod render;
 pub mod router;
 pub mod status;
+pub mod store;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -34,20 +35,32 @@ use tokio_util::sync::CancellationToken;
 
 use bridge::{Inbound, registry};
 use bus::{Bus, Publisher};
-use config::Config;
+use config::{Config, WEB_BRIDGE};
 use router::{OutboundTiming, Routes};
 use status::Health;
 
-/// How long shutdown waits for in-flight work (deliveries, queued publishes).
+/// How long deliveries may go on after a stop begins.
 pub const DRAIN: Duration = Duration::from_secs(5);
+
+/// How long queued inbound events may still be stored after a stop begins
+/// (DESIGN §4: a stop ends within 10 s, whatever NATS is doing).
+pub const STOP_DRAIN: Duration = Duration::from_secs(8);
 
 /// Why `run` could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
     Bus(#[from] bus::BusError),
-    #[error("bridge {bridge}: {reason}")]
-    Bridge { bridge: String, reason: String },
+    #[error("bridge {bridge}: {source}")]
+    Bridge {
+        bridge: String,
+        source: bridge::BuildError,
+    },
+    #[error("http: cannot listen on {listen}: {source}")]
+    Listen {
+        listen: String,
+        source: std::io::Error,
+    },
 }
 
 /// Run every enabled bridge until `shutdown` fires, then drain and return.
@@ -65,12 +78,23 @@ pub async fn run(
     }
     let mut bridges = Vec::new();
     for b in config.enabled_bridges() {
-        let bridge = registry::build(b, &config).map_err(|reason| RunError::Bridge {
+        let bridge = registry::build(b, &config).map_err(|source| RunError::Bridge {
             bridge: b.name.clone(),
-            reason,
+            source,
         })?;
         bridges.push(bridge);
     }
+    let listener = match config.http.enabled {
+        true => Some(
+            tokio::net::TcpListener::bind(&config.http.listen)
+                .await
+                .map_err(|source| RunError::Listen {
+                    listen: config.http.listen.clone(),
+                    source,
+                })?,
+        ),
+        false => None,
+    };
 
     // Installed before anything records, so that /metrics sees every count.
     http::metrics_handle();
@@ -89,34 +113,39 @@ pub async fn run(
     }
 
     let publisher = Publisher::new(config.nats.queue_size, health.clone());
-    // The publisher outlives the bridges: it flushes what they queued last.
-    let publisher_stop = CancellationToken::new();
+    // The publisher outlives the bridges: it stores what they queued last.
+    let bridges_done = CancellationToken::new();
     let publisher_task = tokio::spawn(publisher.clone().run(
         bus.clone(),
-        publisher_stop.clone(),
-        DRAIN,
+        shutdown.clone(),
+        bridges_done.clone(),
+        STOP_DRAIN,
     ));
+    let store: Arc<dyn bridge::EventStore> = Arc::new(store::JetStreamStore {
+        bus: bus.clone(),
+        publisher,
+    });
 
     let config = Arc::new(config);
-    if config.http.enabled {
-        let feeds = feed::Feeds::new(bus.clone(), shutdown.clone());
-        bridges.push(Arc::new(bridge::web::WebBridge::new(
-            config.clone(),
-            feeds,
-            health.clone(),
-        )));
+    if let Some(listener) = listener {
+        let state = http::AppState {
+            config: config.clone(),
+            feeds: feed::Feeds::new(bus.clone(), shutdown.clone()),
+            health: health.clone(),
+            inbound: Inbound::new(&config, WEB_BRIDGE, store.clone(), health.clone()),
+        };
+        health.set_bridge(WEB_BRIDGE, status::State::Connected);
+        tasks.spawn(http::serve(listener, state, shutdown.clone()));
     }
+    let backbone: Arc<dyn router::Backbone> = Arc::new(bus.clone());
     for bridge in bridges {
         let name = bridge.name().to_string();
         health.set_bridge(&name, status::State::Connecting(String::new()));
         let channels: Vec<_> = config
-            .rooms
-            .iter()
-            .flat_map(|r| r.channels.iter())
-            .filter(|c| c.bridge == name)
-            .map(|c| (c.channel.clone(), c.direction))
+            .channels_of(&name)
+            .map(|(_, c)| (c.channel.clone(), c.direction))
             .collect();
-        let inbound = Inbound::new(&config, &name, publisher.clone(), bus.clone());
+        let inbound = Inbound::new(&config, &name, store.clone(), health.clone());
         tasks.spawn(bridge::supervise(
             bridge.clone(),
             inbound,
@@ -126,7 +155,7 @@ pub async fn run(
         ));
         let routes = Arc::new(Routes::new(&config, &name));
         tasks.spawn(router::run_outbound(
-            bus.clone(),
+            backbone.clone(),
             bridge,
             routes,
             OutboundTiming {
@@ -145,7 +174,7 @@ pub async fn run(
     shutdown.cancelled().await;
     tracing::info!("shutting down: draining deliveries");
     while tasks.join_next().await.is_some() {}
-    publisher_stop.cancel();
+    bridges_done.cancel();
     let _ = publisher_task.await;
     bus.flush().await;
     tracing::info!("stopped");

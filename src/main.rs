@@ -11,8 +11,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
+use jetbridge::bridge::registry;
 use jetbridge::bus::{Bus, ReadFrom};
-use jetbridge::config::{self, Config, ConfigError};
+use jetbridge::config::{Config, ConfigError};
 use jetbridge::event::{self, ChatEvent};
 use jetbridge::render;
 use jetbridge::status::Health;
@@ -142,7 +143,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Health { addr } => {
-            let config = config::load(&cli.config)?;
+            let config = registry::load(&cli.config)?;
             let addr = addr.unwrap_or_else(|| local_addr(&config.http.listen));
             match healthz(&addr).await {
                 Ok(()) => Ok(ExitCode::SUCCESS),
@@ -153,7 +154,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Check { strict } => {
-            let config = config::load(&cli.config)?;
+            let config = registry::load(&cli.config)?;
             print_check(&config);
             if strict && !config.warnings.is_empty() {
                 eprintln!(
@@ -165,14 +166,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run => {
-            let config = config::load(&cli.config)?;
+            let config = registry::load(&cli.config)?;
             let shutdown = CancellationToken::new();
             tokio::spawn(signal_shutdown(shutdown.clone()));
             jetbridge::run(config, Health::default(), shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Send { room, text, author } => {
-            let config = config::load(&cli.config)?;
+            let config = registry::load(&cli.config)?;
             if config.room(&room).is_none() {
                 bail!("unknown room {room:?} ({})", room_names(&config));
             }
@@ -192,7 +193,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             since,
             json,
         } => {
-            let config = config::load(&cli.config)?;
+            let config = registry::load(&cli.config)?;
             if let Some(r) = &room
                 && config.room(r).is_none()
             {
@@ -336,7 +337,6 @@ fn human(ev: &ChatEvent) -> String {
 
 /// The resolved configuration, secrets redacted.
 fn print_check(config: &Config) {
-    const SECRET_KEYS: &[&str] = &["token", "password", "app_token", "bot_token", "api_token"];
     println!("configuration {} is valid", config.source);
     println!(
         "nats: {} stream {} (max_age {}, duplicate_window {})",
@@ -365,31 +365,14 @@ fn print_check(config: &Config) {
         } else {
             "disabled"
         };
-        let mut keys = Vec::new();
-        if let serde_json::Value::Object(map) = &b.settings {
-            for (k, v) in map {
-                let shown = if SECRET_KEYS.contains(&k.as_str()) {
-                    match v.as_str() {
-                        Some("") | None if !v.is_number() => "\"\"".to_string(),
-                        _ => "<redacted>".to_string(),
-                    }
-                } else {
-                    v.to_string()
-                };
-                keys.push(format!("{k}={shown}"));
-            }
-        }
-        println!("  {} ({}, {state}) {}", b.name, b.platform, keys.join(" "));
+        // Settings print through Debug, where every secret is a `Secret`.
+        println!("  {} ({}, {state}) {:?}", b.name, b.platform, b.settings);
     }
     println!("rooms:");
     for r in &config.rooms {
         println!("  {} -> subjects {}", r.name, event::room_filter(&r.name));
         for c in &r.channels {
-            let dir = match c.direction {
-                config::Direction::In => "in  ",
-                config::Direction::Out => "out ",
-                config::Direction::Both => "both",
-            };
+            let dir = format!("{:<4}", c.direction.as_str());
             let live = if config.bridge_enabled(&c.bridge) {
                 ""
             } else {

@@ -4,7 +4,9 @@
 //! This module only stores states; it never decides them.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::Instant;
 
 use serde::Serialize;
 
@@ -43,6 +45,14 @@ struct Board {
     /// The chat stream exists with our settings: publishing can succeed.
     stream_ready: bool,
     bridges: BTreeMap<String, State>,
+    /// When each bridge last heard an inbound event (see [`Health::heard`]).
+    heard: BTreeMap<String, Arc<AtomicU64>>,
+}
+
+/// Milliseconds since the process's clock started, never 0 (0 = never heard).
+fn now_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64 + 1
 }
 
 /// What `/readyz` answers.
@@ -51,6 +61,8 @@ pub struct Report {
     pub ready: bool,
     pub nats: String,
     pub bridges: BTreeMap<String, String>,
+    /// Seconds since each bridge's last inbound event (or since it started).
+    pub silent_s: BTreeMap<String, u64>,
 }
 
 impl Health {
@@ -59,7 +71,25 @@ impl Health {
     }
 
     pub fn set_bridge(&self, bridge: &str, state: State) {
-        self.write().bridges.insert(bridge.to_string(), state);
+        let mut board = self.write();
+        board
+            .heard
+            .entry(bridge.to_string())
+            .or_insert_with(|| Arc::new(AtomicU64::new(now_ms())));
+        board.bridges.insert(bridge.to_string(), state);
+    }
+
+    /// `bridge` received an inbound event just now.
+    pub fn heard(&self, bridge: &str) {
+        let clock = self.read().heard.get(bridge).cloned();
+        match clock {
+            Some(c) => c.store(now_ms(), Ordering::Relaxed),
+            None => {
+                self.write()
+                    .heard
+                    .insert(bridge.to_string(), Arc::new(AtomicU64::new(now_ms())));
+            }
+        }
     }
 
     pub fn set_stream_ready(&self) {
@@ -84,6 +114,15 @@ impl Health {
             Some(s) => s,
         };
         let ready = nats.is_connected() && board.bridges.values().all(State::is_connected);
+        let now = now_ms();
+        let silent_s = board
+            .bridges
+            .keys()
+            .filter_map(|b| {
+                let at = board.heard.get(b)?.load(Ordering::Relaxed);
+                Some((b.clone(), now.saturating_sub(at) / 1000))
+            })
+            .collect();
         Report {
             ready,
             nats: nats.describe(),
@@ -92,6 +131,7 @@ impl Health {
                 .iter()
                 .map(|(k, v)| (k.clone(), v.describe()))
                 .collect(),
+            silent_s,
         }
     }
 

@@ -3,13 +3,14 @@
 
 mod support;
 
-use jetbridge::config::{self, Direction};
+use jetbridge::bridge::registry as config;
+use jetbridge::config::Direction;
 use support::run_cli;
 
 fn problems(toml: &str) -> Vec<String> {
     match config::from_toml_str(toml) {
         Ok(_) => panic!("expected an invalid config:\n{toml}"),
-        Err(e) => e.problems,
+        Err(e) => e.problems.iter().map(ToString::to_string).collect(),
     }
 }
 

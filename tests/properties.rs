@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use jetbridge::bridge::{Bridge, registry};
-use jetbridge::config;
+
 use jetbridge::event::{self, Author, ChatEvent};
 use jetbridge::render;
 use proptest::prelude::*;
@@ -57,7 +57,7 @@ fn hostile_text() -> impl Strategy<Value = String> {
 }
 
 fn bridges() -> Vec<Arc<dyn Bridge>> {
-    let cfg = config::from_toml_str(
+    let cfg = registry::from_toml_str(
         r#"
 [twitch]
 login = "bot"
@@ -177,7 +177,7 @@ proptest! {
         let Ok(twitch_irc::message::ServerMessage::Privmsg(m)) = twitch_irc::message::ServerMessage::try_from(irc) else {
             return Ok(());
         };
-        let mut ev = jetbridge::bridge::twitch::privmsg_to_event("twitch", &m);
+        let mut ev = jetbridge::bridge::registry::twitch::privmsg_to_event("twitch", &m);
         ev.room = "lobby".into();
         let json = ev.to_json();
         prop_assert!(std::str::from_utf8(&json).is_ok());
@@ -202,10 +202,10 @@ proptest! {
         0..20,
     )) {
         let text = lines.join("\n");
-        match config::from_toml_str(&text) {
+        match registry::from_toml_str(&text) {
             Ok(cfg) => {
                 for r in &cfg.rooms {
-                    prop_assert!(config::is_valid_name(&r.name));
+                    prop_assert!(jetbridge::config::is_valid_name(&r.name));
                 }
             }
             Err(e) => prop_assert!(!e.problems.is_empty()),

@@ -1,8 +1,8 @@
 //! The HTTP surface (`[http]`): room list and chat page, Server-Sent Events with
 //! resume, the send API, health, readiness and Prometheus metrics.
 //!
-//! Handlers use core services only (room feeds, the health board, the web
-//! bridge's inbound sink); the `web` bridge in `bridge/web.rs` runs this router.
+//! Handlers use core services only (room feeds, the health board, the inbound
+//! sink of the `web` bridge name); `lib.rs` wires it and [`serve`] runs it.
 
 mod health;
 mod page;
@@ -37,6 +37,26 @@ pub struct AppState {
 /// `{"error": "…"}` with a status.
 pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(serde_json::json!({ "error": msg.into() }))).into_response()
+}
+
+/// Serve `state` on `listener` until `shutdown`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let local = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(listen = %local, "http listening");
+    let app = router(state);
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(async move { shutdown.cancelled().await })
+        .await
+    {
+        tracing::error!(error = %e, "http server failed");
+    }
 }
 
 pub fn router(state: AppState) -> Router {

@@ -1,0 +1,174 @@
+//! What the router asks of a bridge for one channel (a [`Delivery`]), what the
+//! bridge answers ([`Posted`], the record kept for later edits and deletes), and
+//! how a delivery fails ([`DeliverFailure`]): classified, so that the router
+//! knows whether to retry, wait or give up, and how much of a split post is
+//! already on the platform.
+
+use std::future::Future;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::event::ChatEvent;
+use crate::ratelimit::Rate;
+
+/// What a platform accepts per post and per channel.
+#[derive(Debug, Clone)]
+pub struct OutboundSpec {
+    /// Longest post, in Unicode scalar values, counting everything on the wire.
+    pub max_chars: usize,
+    /// The platform's published per-channel send limit.
+    pub rate: Option<Rate>,
+    /// Whether posted copies can be edited (deletes are assumed possible).
+    pub can_edit: bool,
+    /// How coalesced lines are joined into one post.
+    pub joiner: &'static str,
+    /// The template used when `format` is empty.
+    pub default_format: &'static str,
+}
+
+/// What a bridge posted for one event in one channel: the platform's ids of the
+/// copy (when the platform gives them) and anything else the bridge needs to
+/// edit or delete it later.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Posted {
+    /// Platform message ids of the copy (several when a long message was split).
+    #[serde(default)]
+    pub ids: Vec<String>,
+    /// Opaque to everyone but the bridge that posted (a Discord webhook id, say).
+    #[serde(default, rename = "extra", skip_serializing_if = "Option::is_none")]
+    pub handle: Option<String>,
+    /// Set when the copy is one post that coalesced several events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub combined: Option<Combined>,
+}
+
+impl Posted {
+    /// Whether a later edit, delete or reply can find this copy on its
+    /// platform (it has an id); only such copies need an id map entry.
+    pub fn can_be_referenced(&self) -> bool {
+        !self.ids.is_empty() || self.handle.is_some()
+    }
+
+    /// Add the parts `later` posted after these.
+    pub fn extend(&mut self, later: Posted) {
+        self.ids.extend(later.ids);
+        if later.handle.is_some() {
+            self.handle = later.handle;
+        }
+    }
+}
+
+/// The members of a coalesced post, with the line each one became, so that
+/// deleting one member can drop just its line.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Combined {
+    pub members: Vec<String>,
+    pub lines: Vec<String>,
+}
+
+/// One outbound action for one channel.
+#[derive(Debug)]
+pub enum Action<'a> {
+    /// Post `parts` (already rendered and fitted) as consecutive messages.
+    Post {
+        parts: &'a [String],
+        /// Index of `parts[0]` in the whole post: a post resumed after part k
+        /// failed starts at k (only part 0 carries a reply reference).
+        first: usize,
+        /// The copy, in this channel, of the message this one replies to.
+        reply_to: Option<&'a Posted>,
+    },
+    /// Replace the text of a copy.
+    Edit {
+        target: &'a Posted,
+        parts: &'a [String],
+    },
+    /// Remove a copy.
+    Delete { target: &'a Posted },
+}
+
+/// A delivery handed to [`Bridge::deliver`](super::Bridge::deliver).
+#[derive(Debug)]
+pub struct Delivery<'a> {
+    /// The platform channel as configured.
+    pub channel: &'a str,
+    /// The event (for a coalesced post, the first of them).
+    pub event: &'a ChatEvent,
+    pub action: Action<'a>,
+    /// Several events coalesced into one post (each line from the template): post
+    /// as the bridge itself, not as one author.
+    pub combined: bool,
+}
+
+/// Why a delivery did not happen, and so what the router does next. The source
+/// keeps the platform's own error (status, code) for the log.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    /// Transient (network, 5xx, not connected yet, credentials being fixed):
+    /// retry the same delivery with backoff, keeping the channel's order.
+    #[error("{0}")]
+    Retry(Box<dyn std::error::Error + Send + Sync>),
+    /// The platform said slow down: retry after exactly this long.
+    #[error("rate limited for {0:?}")]
+    RateLimited(Duration),
+    /// Will never succeed (unknown channel, forbidden, rejected content): log it,
+    /// count it, and move on.
+    #[error("{0}")]
+    Reject(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl DeliverError {
+    pub fn retry(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        DeliverError::Retry(e.into())
+    }
+    pub fn reject(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        DeliverError::Reject(e.into())
+    }
+}
+
+/// A failed delivery, with what of it the platform accepted before the failure.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct DeliverFailure {
+    #[source]
+    pub error: DeliverError,
+    /// Parts of a split post accepted before the failure: a retry starts after them.
+    pub accepted: usize,
+    /// What those parts became (their ids).
+    pub partial: Posted,
+}
+
+impl From<DeliverError> for DeliverFailure {
+    fn from(error: DeliverError) -> Self {
+        DeliverFailure {
+            error,
+            accepted: 0,
+            partial: Posted::default(),
+        }
+    }
+}
+
+/// Post `parts` one by one with `post_one(index, part)` (which returns the
+/// platform id of the post, if any); on a failure, report how many were
+/// accepted, so that a retry resumes at the failed part.
+pub async fn post_parts<F, Fut>(parts: &[String], mut post_one: F) -> Result<Posted, DeliverFailure>
+where
+    F: FnMut(usize, &str) -> Fut,
+    Fut: Future<Output = Result<Option<String>, DeliverError>>,
+{
+    let mut posted = Posted::default();
+    for (i, part) in parts.iter().enumerate() {
+        match post_one(i, part).await {
+            Ok(id) => posted.ids.extend(id),
+            Err(error) => {
+                return Err(DeliverFailure {
+                    error,
+                    accepted: i,
+                    partial: posted,
+                });
+            }
+        }
+    }
+    Ok(posted)
+}

@@ -1,0 +1,177 @@
+//! What Discord sends, as chat events: a message's content with mentions and
+//! custom emoji resolved to common markup, its author, attachments, stickers
+//! and reply reference; our own posts (bot user, our webhooks) recognised and
+//! left out.
+
+use serenity::all::{GuildId, Message};
+
+use super::Shared;
+use super::rest::Auth;
+use crate::event::{self, Attachment, Author, ChatEvent, Emote};
+
+impl Shared {
+    /// A channel's or role's name, looked up once.
+    async fn lookup_name(&self, key: String, path: String) -> Option<String> {
+        if let Some(n) = self.names.lock().await.get(&key) {
+            return Some(n.clone());
+        }
+        let v = self
+            .rest
+            .call(reqwest::Method::GET, &path, None, Auth::Bot)
+            .await
+            .ok()?;
+        let name = if let Some(list) = v.as_array() {
+            // Roles come as a list for the guild.
+            let mut names = self.names.lock().await;
+            for r in list {
+                if let (Some(id), Some(n)) = (r["id"].as_str(), r["name"].as_str()) {
+                    names.insert(format!("role:{id}"), n.to_string());
+                }
+            }
+            names.get(&key).cloned()
+        } else {
+            v["name"].as_str().map(str::to_string)
+        };
+        if let Some(n) = &name {
+            self.names.lock().await.insert(key, n.clone());
+        }
+        name
+    }
+
+    /// Discord content → common markup: mentions and custom emoji resolved.
+    pub(super) async fn to_common(
+        &self,
+        content: &str,
+        mentions: &[serenity::all::User],
+        guild: Option<GuildId>,
+    ) -> (String, Vec<Emote>) {
+        let mut out = String::with_capacity(content.len());
+        let mut emotes = Vec::new();
+        let mut rest = content;
+        while let Some(start) = rest.find('<') {
+            out.push_str(&rest[..start]);
+            let after = &rest[start..];
+            let Some(end) = after.find('>') else {
+                out.push_str(after);
+                rest = "";
+                break;
+            };
+            let token = &after[1..end];
+            let replaced = if let Some(id) = token.strip_prefix("@&") {
+                let name = match guild {
+                    Some(g) => {
+                        self.lookup_name(format!("role:{id}"), format!("/guilds/{g}/roles"))
+                            .await
+                    }
+                    None => None,
+                };
+                Some(format!("@{}", name.unwrap_or_else(|| "role".into())))
+            } else if let Some(id) = token.strip_prefix("@!").or_else(|| token.strip_prefix('@')) {
+                let name = mentions
+                    .iter()
+                    .find(|u| u.id.to_string() == id)
+                    .map(|u| u.global_name.clone().unwrap_or_else(|| u.name.clone()));
+                Some(format!("@{}", name.unwrap_or_else(|| "someone".into())))
+            } else if let Some(id) = token.strip_prefix('#') {
+                let name = self
+                    .lookup_name(format!("channel:{id}"), format!("/channels/{id}"))
+                    .await;
+                Some(format!("#{}", name.unwrap_or_else(|| "channel".into())))
+            } else if let Some(e) = token.strip_prefix(':').or_else(|| token.strip_prefix("a:")) {
+                e.split_once(':').map(|(name, id)| {
+                    let code = format!(":{name}:");
+                    let ext = if token.starts_with("a:") {
+                        "gif"
+                    } else {
+                        "png"
+                    };
+                    if !emotes.iter().any(|x: &Emote| x.name == code) {
+                        emotes.push(Emote {
+                            name: code.clone(),
+                            url: format!("https://cdn.discordapp.com/emojis/{id}.{ext}"),
+                        });
+                    }
+                    code
+                })
+            } else {
+                None
+            };
+            match replaced {
+                Some(r) => out.push_str(&r),
+                None => out.push_str(&after[..=end]),
+            }
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        (out, emotes)
+    }
+
+    pub(super) async fn is_own(&self, msg: &Message) -> bool {
+        let Some(me) = *self.me.read().await else {
+            return false;
+        };
+        if msg.author.id.get() == me.user_id {
+            return true;
+        }
+        match msg.webhook_id {
+            Some(w) => {
+                msg.application_id
+                    .is_some_and(|a| a.get() == me.application_id)
+                    || self.is_own_webhook(&w.to_string()).await
+            }
+            None => false,
+        }
+    }
+
+    pub(super) async fn message_event(&self, msg: &Message) -> Option<ChatEvent> {
+        if self.is_own(msg).await {
+            return None;
+        }
+        if self.cfg.ignore_bots && (msg.author.bot || msg.webhook_id.is_some()) {
+            return None;
+        }
+        let channel = msg.channel_id.to_string();
+        let (text, emotes) = self
+            .to_common(&msg.content, &msg.mentions, msg.guild_id)
+            .await;
+        let author = Author {
+            id: msg.author.id.to_string(),
+            name: msg
+                .member
+                .as_ref()
+                .and_then(|m| m.nick.clone())
+                .or_else(|| msg.author.global_name.clone())
+                .unwrap_or_else(|| msg.author.name.clone()),
+            avatar_url: Some(msg.author.face()),
+            color: None,
+            bot: msg.author.bot || msg.webhook_id.is_some(),
+        };
+        let mut ev = ChatEvent::message(&self.name, &channel, &msg.id.to_string(), author, text);
+        ev.ts = chrono::DateTime::parse_from_rfc3339(&msg.timestamp.to_string())
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .unwrap_or(ev.ts);
+        ev.emotes = emotes;
+        ev.reply_to = msg
+            .message_reference
+            .as_ref()
+            .and_then(|r| r.message_id)
+            .map(|id| event::message_id(&self.name, &channel, &id.to_string()));
+        for a in &msg.attachments {
+            ev.attachments.push(Attachment {
+                url: a.url.clone(),
+                name: a.filename.clone(),
+                content_type: a.content_type.clone(),
+                size: Some(u64::from(a.size)),
+            });
+        }
+        for s in &msg.sticker_items {
+            ev.attachments.push(Attachment {
+                url: format!("https://media.discordapp.net/stickers/{}.png", s.id),
+                name: s.name.clone(),
+                content_type: Some("image/png".into()),
+                size: None,
+            });
+        }
+        Some(ev)
+    }
+}

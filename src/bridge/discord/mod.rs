@@ -1,0 +1,213 @@
+//! The Discord bridge: serenity's gateway for inbound (MESSAGE_CREATE, UPDATE,
+//! DELETE, DELETE_BULK), our own REST client for outbound (webhooks with the
+//! remote author's name and avatar, or bot messages), edits and deletes.
+
+mod config;
+mod gateway;
+mod inbound;
+mod markup;
+mod outbound;
+mod rest;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serenity::all::GatewayIntents;
+use tokio::sync::{Mutex, RwLock};
+
+use crate::bridge::{
+    Account, Action, Bridge, BridgeContext, BridgeError, BuildError, DeliverFailure, Delivery,
+    OutboundSpec, Platform, Posted,
+};
+use crate::config::CommonBridgeConfig;
+use crate::event::ChatEvent;
+use crate::ratelimit::Rate;
+use crate::render;
+
+pub use config::{DiscordChannel, DiscordConfig};
+pub use markup::{to_discord, webhook_username};
+
+use config::Webhook;
+use rest::{Auth, Rest};
+
+/// The Discord platform.
+pub struct Discord;
+
+impl Platform for Discord {
+    const NAME: &'static str = "discord";
+    const HAS_HISTORY: bool = true;
+    const CHANNEL_OPTION_KEYS: &'static [&'static str] = &["webhook_url"];
+    type Settings = DiscordConfig;
+    type ChannelOptions = DiscordChannel;
+
+    fn check(settings: &DiscordConfig) -> Result<(), String> {
+        settings.check()
+    }
+
+    fn normalize_channel(channel: &str) -> Result<String, String> {
+        config::normalize_channel(channel)
+    }
+
+    fn build(account: Account<'_, Self>) -> Result<Arc<dyn Bridge>, BuildError> {
+        let mut webhooks = HashMap::new();
+        let mut own = HashSet::new();
+        for ch in &account.channels {
+            if let Some(w) = &ch.options.webhook_url {
+                own.insert(w.id.clone());
+                webhooks.insert(ch.channel.to_string(), w.clone());
+            }
+        }
+        let cfg = account.settings.clone();
+        let rest = Rest::new(account.name, &cfg.api_url, cfg.token.clone())
+            .map_err(|e| BuildError(format!("cannot build an HTTP client: {e}")))?;
+        Ok(Arc::new(DiscordBridge(Arc::new(Shared {
+            name: account.name.to_string(),
+            common: account.common.clone(),
+            cfg,
+            rest,
+            me: RwLock::new(None),
+            webhooks: Mutex::new(webhooks),
+            own_webhooks: RwLock::new(own),
+            names: Mutex::new(HashMap::new()),
+        }))))
+    }
+}
+
+/// What we learn at READY: who we are, to ignore our own echoes.
+#[derive(Debug, Clone, Copy, Default)]
+struct Me {
+    user_id: u64,
+    application_id: u64,
+}
+
+/// The state the bridge and serenity's event handler share.
+struct Shared {
+    name: String,
+    common: CommonBridgeConfig,
+    cfg: DiscordConfig,
+    rest: Rest,
+    me: RwLock<Option<Me>>,
+    /// Webhooks by channel: configured ones, and ones we created or found.
+    webhooks: Mutex<HashMap<String, Webhook>>,
+    /// Webhook ids we post through (their echoes are ours).
+    own_webhooks: RwLock<HashSet<String>>,
+    /// Channel and role names by `channel:<id>` / `role:<id>`.
+    names: Mutex<HashMap<String, String>>,
+}
+
+impl Shared {
+    async fn is_own_webhook(&self, id: &str) -> bool {
+        self.own_webhooks.read().await.contains(id)
+    }
+}
+
+pub struct DiscordBridge(Arc<Shared>);
+
+#[async_trait]
+impl Bridge for DiscordBridge {
+    fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    fn common(&self) -> &CommonBridgeConfig {
+        &self.0.common
+    }
+
+    fn spec(&self) -> OutboundSpec {
+        OutboundSpec {
+            max_chars: 2000,
+            // Discord's per-channel bucket for posts: 5 per 5 s.
+            rate: self.0.common.rate_limit.then_some(Rate {
+                messages: 5,
+                per: Duration::from_secs(5),
+            }),
+            can_edit: true,
+            joiner: "\n",
+            default_format: "**{name}** ({bridge}): {text}",
+        }
+    }
+
+    fn render_name(&self, name: &str) -> String {
+        to_discord(&render::escape_markup(&render::single_line(name)))
+    }
+
+    fn render_text(&self, markup: &str) -> String {
+        to_discord(markup)
+    }
+
+    fn render(&self, ev: &ChatEvent, channel: &str) -> Vec<String> {
+        // Through a webhook the name shows as the poster: the text alone.
+        if self.0.cfg.webhooks && ev.reply_to.is_none() {
+            return crate::bridge::render_text_only(self, ev);
+        }
+        crate::bridge::default_render(self, ev, channel)
+    }
+
+    async fn run(&self, ctx: BridgeContext) -> Result<(), BridgeError> {
+        let shared = &self.0;
+        let token = shared.cfg.token.expose().to_string();
+        if token.is_empty() {
+            return Err(BridgeError::Auth(format!(
+                "{}.token is empty (set JETBRIDGE_{}__TOKEN)",
+                shared.name,
+                shared.name.to_uppercase()
+            )));
+        }
+        // Ask who we are first: a refused token is then one clear error, not a
+        // gateway retry loop.
+        if let Err(e) = shared
+            .rest
+            .call(reqwest::Method::GET, "/users/@me", None, Auth::Bot)
+            .await
+        {
+            return Err(if e.is_unauthorized() {
+                BridgeError::Auth(format!(
+                    "Discord refused the bot token ({})",
+                    shared.rest.token_hint()
+                ))
+            } else {
+                BridgeError::Connection(format!(
+                    "cannot reach the Discord API at {}: {e}",
+                    shared.cfg.api_url
+                ))
+            });
+        }
+        let http = serenity::http::HttpBuilder::new(&token)
+            .proxy(shared.cfg.api_url.trim_end_matches('/'))
+            .ratelimiter_disabled(true)
+            .build();
+        let intents = GatewayIntents::GUILD_MESSAGES | GatewayIntents::MESSAGE_CONTENT;
+        let handler = gateway::Handler {
+            shared: shared.clone(),
+            inbound: ctx.inbound.clone(),
+            status: ctx.status.clone(),
+        };
+        let mut client = serenity::all::ClientBuilder::new_with_http(http, intents)
+            .event_handler(handler)
+            .await
+            .map_err(|e| BridgeError::Connection(format!("discord client: {e}")))?;
+        let shards = client.shard_manager.clone();
+        let shutdown = ctx.shutdown.clone();
+        let stopper = tokio::spawn(async move {
+            shutdown.cancelled().await;
+            shards.shutdown_all().await;
+        });
+        let result = client.start().await;
+        stopper.abort();
+        result.map_err(|e| gateway::classify(&shared.name, e))
+    }
+
+    async fn deliver(&self, d: Delivery<'_>) -> Result<Posted, DeliverFailure> {
+        match &d.action {
+            Action::Post {
+                parts,
+                first,
+                reply_to,
+            } => self.0.post(&d, parts, *first, *reply_to).await,
+            Action::Edit { target, parts } => Ok(self.0.edit(d.channel, target, parts).await?),
+            Action::Delete { target } => Ok(self.0.delete(d.channel, target).await?),
+        }
+    }
+}

@@ -1,0 +1,114 @@
+//! The sink a bridge hands inbound events to. It fills in the room, drops what
+//! the channel's direction says not to read, counts, and passes the rest to the
+//! [`EventStore`] the process wires in (JetStream). A bridge sees only this.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::config::Config;
+use crate::event::ChatEvent;
+use crate::status::Health;
+
+/// Where inbound events are stored (implemented over JetStream by the process).
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Queue `ev` for storing, in order; waits for room while the store is
+    /// reachable (a burst slows the platform reads down instead of dropping).
+    async fn submit(&self, ev: &ChatEvent);
+
+    /// Store `ev` now and return its stream sequence.
+    async fn store(&self, ev: &ChatEvent) -> Result<u64, StoreError>;
+
+    /// The newest event stored under `subject`, if any (where catch-up resumes).
+    async fn last_stored(&self, subject: &str) -> Result<Option<ChatEvent>, StoreError>;
+}
+
+/// The store could not do it now (NATS away, stream missing).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct StoreError(pub Box<dyn std::error::Error + Send + Sync>);
+
+/// A bridge's inbound sink. Cheap to clone.
+#[derive(Clone)]
+pub struct Inbound {
+    bridge: String,
+    /// Channel (as configured) → room, for channels that are read.
+    rooms: Arc<HashMap<String, String>>,
+    store: Arc<dyn EventStore>,
+    health: Health,
+}
+
+impl Inbound {
+    pub fn new(config: &Config, bridge: &str, store: Arc<dyn EventStore>, health: Health) -> Self {
+        let rooms = config
+            .channels_of(bridge)
+            .filter(|(_, c)| c.direction.reads())
+            .map(|(r, c)| (c.channel.clone(), r.name.clone()))
+            .collect();
+        Inbound {
+            bridge: bridge.to_string(),
+            rooms: Arc::new(rooms),
+            store,
+            health,
+        }
+    }
+
+    /// The bridge this sink belongs to.
+    pub fn bridge(&self) -> &str {
+        &self.bridge
+    }
+
+    /// The room `channel` (as configured) feeds, if it is read.
+    pub fn room_of(&self, channel: &str) -> Option<&str> {
+        self.rooms.get(channel).map(String::as_str)
+    }
+
+    fn count(&self, ev: &ChatEvent) {
+        metrics::counter!("jetbridge_messages_in_total", "bridge" => self.bridge.clone(), "room" => ev.room.clone(), "kind" => ev.kind.as_str())
+            .increment(1);
+        self.health.heard(&self.bridge);
+    }
+
+    /// Store `ev` (its room already set) now and wait until it is stored;
+    /// returns its stream sequence. For callers that must answer with it (the
+    /// send API), and that can tell their client to retry.
+    pub async fn publish_acked(&self, ev: ChatEvent) -> Result<u64, StoreError> {
+        let seq = self.store.store(&ev).await?;
+        self.count(&ev);
+        Ok(seq)
+    }
+
+    /// Queue `ev` (whose `source.channel` is the configured channel) for storing,
+    /// waiting for room in the queue while NATS is connected. Returns false when
+    /// the channel is not read by any room.
+    pub async fn publish(&self, mut ev: ChatEvent) -> bool {
+        let Some(room) = self.rooms.get(&ev.source.channel) else {
+            return false;
+        };
+        ev.room = room.clone();
+        tracing::debug!(event_id = %ev.id, kind = ev.kind.as_str(), room = %ev.room, "inbound");
+        self.count(&ev);
+        self.store.submit(&ev).await;
+        true
+    }
+
+    /// The newest event stored from `channel` (as configured), if the channel
+    /// is read and anything of it is stored.
+    pub async fn last_stored(&self, channel: &str) -> Result<Option<ChatEvent>, StoreError> {
+        let Some(room) = self.rooms.get(channel) else {
+            return Ok(None);
+        };
+        let subject = crate::event::subject(room, &self.bridge, channel);
+        self.store.last_stored(&subject).await
+    }
+
+    /// A platform message that could not be read: counted and logged with its
+    /// id, never dropped in silence.
+    pub fn unparsed(&self, message_id: &str, error: &dyn std::fmt::Display) {
+        metrics::counter!("jetbridge_inbound_unparsed_total", "bridge" => self.bridge.clone())
+            .increment(1);
+        tracing::warn!(message_id, %error, "inbound message could not be read");
+    }
+}

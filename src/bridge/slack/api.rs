@@ -1,0 +1,145 @@
+//! The Web API side: the client (a connector that also speaks plain http for
+//! proxies and tests), what Slack's errors mean for a delivery, and the user
+//! and channel lookups inbound text needs, cached.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use slack_morphism::errors::SlackClientError;
+use slack_morphism::prelude::*;
+
+use super::Shared;
+use crate::bridge::{BuildError, DeliverError};
+
+/// Users resolved through `users.info`, at most this many kept.
+const USER_CACHE: usize = 2000;
+
+/// A client for the Web API at `api_url`.
+pub fn client(api_url: &str) -> Result<Arc<SlackHyperClient>, BuildError> {
+    // slack-morphism's default connector is https only; `http://` serves
+    // proxies and tests.
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_native_roots()
+        .map_err(|e| BuildError(format!("cannot load the system's root certificates: {e}")))?
+        .https_or_http()
+        .enable_http1()
+        .build();
+    let connector = SlackClientHyperConnector::with_connector(https)
+        // The connector joins "{base}/{method}" itself.
+        .with_slack_api_url(api_url.trim_end_matches('/'));
+    Ok(Arc::new(SlackClient::new(connector)))
+}
+
+/// What a Web API failure means for a delivery.
+pub fn classify(e: SlackClientError) -> DeliverError {
+    match e {
+        SlackClientError::RateLimitError(r) => {
+            DeliverError::RateLimited(r.retry_after.unwrap_or(Duration::from_secs(1)))
+        }
+        SlackClientError::ApiError(a) => match a.code.as_str() {
+            "ratelimited" => DeliverError::RateLimited(Duration::from_secs(1)),
+            "channel_not_found"
+            | "not_in_channel"
+            | "is_archived"
+            | "msg_too_long"
+            | "no_text"
+            | "cant_update_message"
+            | "cant_delete_message"
+            | "message_not_found"
+            | "restricted_action"
+            | "invalid_blocks" => DeliverError::reject(SlackClientError::ApiError(a)),
+            // Token problems are the operator's to fix; keep the messages.
+            _ => DeliverError::retry(SlackClientError::ApiError(a)),
+        },
+        SlackClientError::HttpError(h)
+            if h.status_code.is_client_error() && h.status_code.as_u16() != 408 =>
+        {
+            DeliverError::reject(SlackClientError::HttpError(h))
+        }
+        other => DeliverError::retry(other),
+    }
+}
+
+/// Slack's answer that something is already gone (a delete that raced).
+pub fn is_gone(e: &SlackClientError) -> bool {
+    matches!(e, SlackClientError::ApiError(a) if a.code == "message_not_found")
+}
+
+/// Slack error codes that mean the token itself is refused.
+pub fn is_token_error(code: &str) -> bool {
+    matches!(
+        code,
+        "invalid_auth"
+            | "not_authed"
+            | "account_inactive"
+            | "token_revoked"
+            | "token_expired"
+            | "not_allowed_token_type"
+    )
+}
+
+impl Shared {
+    pub(super) async fn user(&self, id: &str) -> (String, Option<String>) {
+        if let Some(u) = self.users.lock().await.get(id) {
+            return u.clone();
+        }
+        let session = self.client.open_session(&self.bot_token);
+        let found = session
+            .users_info(&SlackApiUsersInfoRequest::new(SlackUserId::new(id.into())))
+            .await
+            .ok()
+            .map(|r| {
+                let u = r.user;
+                let profile = u.profile.as_ref();
+                let name = profile
+                    .and_then(|p| p.display_name.clone())
+                    .filter(|n| !n.is_empty())
+                    .or_else(|| {
+                        profile
+                            .and_then(|p| p.real_name.clone())
+                            .filter(|n| !n.is_empty())
+                    })
+                    .or_else(|| u.name.clone())
+                    .unwrap_or_else(|| id.to_string());
+                let avatar = profile
+                    .and_then(|p| p.icon.as_ref())
+                    .and_then(|i| i.images.as_ref())
+                    .and_then(|imgs| {
+                        imgs.resolutions
+                            .iter()
+                            .filter(|(size, _)| *size >= 48)
+                            .min_by_key(|(size, _)| *size)
+                            .or_else(|| imgs.resolutions.last())
+                            .map(|(_, url)| url.clone())
+                    });
+                (name, avatar)
+            });
+        let value = found.unwrap_or_else(|| (id.to_string(), None));
+        let mut users = self.users.lock().await;
+        if users.len() >= USER_CACHE {
+            users.clear();
+        }
+        users.insert(id.to_string(), value.clone());
+        value
+    }
+
+    pub(super) async fn channel_name(&self, id: &str) -> String {
+        if let Some(n) = self.channels.lock().await.get(id) {
+            return n.clone();
+        }
+        let session = self.client.open_session(&self.bot_token);
+        let name = session
+            .conversations_info(&SlackApiConversationsInfoRequest::new(SlackChannelId::new(
+                id.into(),
+            )))
+            .await
+            .ok()
+            .and_then(|r| r.channel.name)
+            .unwrap_or_else(|| "channel".into());
+        self.channels
+            .lock()
+            .await
+            .insert(id.to_string(), name.clone());
+        name
+    }
+}

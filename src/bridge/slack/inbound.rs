@@ -1,0 +1,222 @@
+//! What Slack sends, as chat events: message events (plain, `/me`, file
+//! shares, thread broadcasts, other bots) with mrkdwn made common markup and
+//! users resolved, `message_changed` as edits, `message_deleted` as deletes;
+//! our own bot never comes back in.
+
+use slack_morphism::prelude::*;
+
+use super::Shared;
+use super::markup::{plain_to_common, unescape};
+use crate::bridge::Inbound;
+use crate::event::{self, Attachment, Author, ChatEvent};
+use crate::render;
+
+impl Shared {
+    /// Slack mrkdwn → common markup.
+    async fn to_common(&self, mrkdwn: &str) -> String {
+        let mut out = String::with_capacity(mrkdwn.len());
+        let mut rest = mrkdwn;
+        while let Some(start) = rest.find('<') {
+            out.push_str(&plain_to_common(&rest[..start]));
+            let after = &rest[start + 1..];
+            let Some(end) = after.find('>') else {
+                out.push_str(&plain_to_common(&rest[start..]));
+                rest = "";
+                break;
+            };
+            let inner = &after[..end];
+            let (target, label) = match inner.split_once('|') {
+                Some((t, l)) => (t, Some(l)),
+                None => (inner, None),
+            };
+            let piece = if let Some(user) = target.strip_prefix('@') {
+                let name = match label {
+                    Some(l) => l.to_string(),
+                    None => self.user(user).await.0,
+                };
+                format!("@{}", render::escape_markup(&name))
+            } else if let Some(ch) = target.strip_prefix('#') {
+                let name = match label {
+                    Some(l) => l.to_string(),
+                    None => self.channel_name(ch).await,
+                };
+                format!("#{}", render::escape_markup(&name))
+            } else if let Some(special) = target.strip_prefix('!') {
+                // <!here>, <!channel>, <!subteam^ID|@team>, <!date…|fallback>
+                match label {
+                    Some(l) => render::escape_markup(&unescape(l)),
+                    None => format!("@{}", special.split('^').next().unwrap_or(special)),
+                }
+            } else {
+                let url = unescape(target);
+                match label {
+                    Some(l) if unescape(l) != url => {
+                        format!("[{}]({url})", render::escape_markup(&unescape(l)))
+                    }
+                    _ => url,
+                }
+            };
+            out.push_str(&piece);
+            rest = &after[end + 1..];
+        }
+        out.push_str(&plain_to_common(rest));
+        out
+    }
+
+    async fn author(&self, sender: &SlackMessageSender) -> Author {
+        match &sender.user {
+            Some(u) => {
+                let (name, avatar_url) = self.user(u.as_ref()).await;
+                Author {
+                    id: u.to_string(),
+                    name,
+                    avatar_url,
+                    color: None,
+                    bot: sender.bot_id.is_some(),
+                }
+            }
+            None => Author {
+                id: sender
+                    .bot_id
+                    .as_ref()
+                    .map(|b| b.to_string())
+                    .unwrap_or_default(),
+                name: sender.username.clone().unwrap_or_else(|| "bot".into()),
+                avatar_url: None,
+                color: None,
+                bot: true,
+            },
+        }
+    }
+
+    async fn is_own(&self, sender: &SlackMessageSender) -> bool {
+        let me = self.me.read().await;
+        let Some((user, bot)) = me.as_ref() else {
+            return false;
+        };
+        sender.user.as_ref().is_some_and(|u| u.as_ref() == user)
+            || (sender.bot_id.is_some() && sender.bot_id.as_ref().map(|b| b.to_string()) == *bot)
+    }
+
+    pub(super) async fn on_message(&self, ev: SlackMessageEvent, inbound: &Inbound) {
+        let Some(channel) = ev.origin.channel.as_ref().map(|c| c.to_string()) else {
+            return;
+        };
+        match ev.subtype {
+            Some(SlackMessageEventType::MessageChanged) => {
+                let Some(edited) = ev.message else { return };
+                if self.is_own(&edited.sender).await {
+                    return;
+                }
+                let Some(marker) = edited.edited.as_ref().map(|e| e.ts.to_string()) else {
+                    // An unfurl or other change of attachments, not an edit.
+                    return;
+                };
+                let text = self
+                    .to_common(
+                        edited
+                            .content
+                            .as_ref()
+                            .and_then(|c| c.text.as_deref())
+                            .unwrap_or(""),
+                    )
+                    .await;
+                let author = self.author(&edited.sender).await;
+                let e = ChatEvent::edit(
+                    &self.name,
+                    &channel,
+                    edited.ts.as_ref(),
+                    &marker,
+                    Some(author),
+                    text,
+                );
+                inbound.publish(e).await;
+            }
+            Some(SlackMessageEventType::MessageDeleted) => {
+                let Some(ts) = ev
+                    .deleted_ts
+                    .or_else(|| ev.previous_message.as_ref().map(|p| p.ts.clone()))
+                else {
+                    return;
+                };
+                let author = match &ev.previous_message {
+                    Some(p) if self.is_own(&p.sender).await => return,
+                    Some(p) => Some(self.author(&p.sender).await),
+                    None => None,
+                };
+                inbound
+                    .publish(ChatEvent::delete(&self.name, &channel, ts.as_ref(), author))
+                    .await;
+            }
+            None
+            | Some(SlackMessageEventType::MeMessage)
+            | Some(SlackMessageEventType::FileShare)
+            | Some(SlackMessageEventType::ThreadBroadcast)
+            | Some(SlackMessageEventType::BotMessage) => {
+                if self.is_own(&ev.sender).await {
+                    return;
+                }
+                let is_bot = ev.sender.bot_id.is_some()
+                    || ev.subtype == Some(SlackMessageEventType::BotMessage);
+                if is_bot && self.cfg.ignore_bots {
+                    return;
+                }
+                let content = ev.content.as_ref();
+                let mut text = self
+                    .to_common(content.and_then(|c| c.text.as_deref()).unwrap_or(""))
+                    .await;
+                if ev.subtype == Some(SlackMessageEventType::MeMessage) && !text.is_empty() {
+                    text = format!("*{text}*");
+                }
+                let ts = ev.origin.ts.to_string();
+                let mut author = self.author(&ev.sender).await;
+                author.bot = is_bot;
+                let mut e = ChatEvent::message(&self.name, &channel, &ts, author, text);
+                if let Some(t) = slack_ts_to_time(&ts) {
+                    e.ts = t;
+                }
+                if let Some(thread) = ev.origin.thread_ts.as_ref().map(|t| t.to_string())
+                    && thread != ts
+                {
+                    e.reply_to = Some(event::message_id(&self.name, &channel, &thread));
+                }
+                for f in content.and_then(|c| c.files.as_ref()).into_iter().flatten() {
+                    if let Some(url) = f.permalink.as_ref().or(f.url_private.as_ref()) {
+                        e.attachments.push(Attachment {
+                            url: url.to_string(),
+                            name: f
+                                .name
+                                .clone()
+                                .or_else(|| f.title.clone())
+                                .unwrap_or_else(|| "file".into()),
+                            content_type: f.mimetype.as_ref().map(|m| m.to_string()),
+                            size: None,
+                        });
+                    }
+                }
+                inbound.publish(e).await;
+            }
+            // Joins, topic changes and the like are not chat.
+            Some(_) => {}
+        }
+    }
+}
+
+/// A Slack `ts` ("1700000000.123456") as a time.
+pub fn slack_ts_to_time(ts: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let (secs, frac) = ts.split_once('.').unwrap_or((ts, "0"));
+    let secs: i64 = secs.parse().ok()?;
+    let micros: u32 = format!("{frac:0<6}").get(..6)?.parse().ok()?;
+    chrono::DateTime::from_timestamp(secs, micros * 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slack_ts_parses() {
+        let t = slack_ts_to_time("1700000000.123456").unwrap();
+        assert_eq!(t.timestamp_millis(), 1_700_000_000_123);
+    }
+}

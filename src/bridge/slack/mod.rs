@@ -1,0 +1,185 @@
+//! The Slack bridge, on slack-morphism (unmodified): Socket Mode in (no public
+//! endpoint), the Web API out. Message events become message/edit/delete events
+//! with mrkdwn converted to the common markup; posts carry the remote author's
+//! name and avatar, thread under the parent's copy, and are edited and deleted
+//! through the id map.
+
+mod api;
+mod config;
+mod inbound;
+mod markup;
+mod outbound;
+mod socket;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use slack_morphism::errors::SlackClientError;
+use slack_morphism::prelude::*;
+use tokio::sync::{Mutex, RwLock};
+
+use crate::bridge::{
+    Account, Action, Bridge, BridgeContext, BridgeError, BuildError, DeliverFailure, Delivery,
+    OutboundSpec, Platform, Posted,
+};
+use crate::config::{CommonBridgeConfig, NoOptions};
+use crate::event::ChatEvent;
+use crate::ratelimit::Rate;
+use crate::render;
+
+pub use config::SlackConfig;
+pub use markup::{escape_slack, to_mrkdwn};
+
+/// The Slack platform.
+pub struct Slack;
+
+impl Platform for Slack {
+    const NAME: &'static str = "slack";
+    const HAS_HISTORY: bool = true;
+    type Settings = SlackConfig;
+    type ChannelOptions = NoOptions;
+
+    fn check(settings: &SlackConfig) -> Result<(), String> {
+        settings.check()
+    }
+
+    fn normalize_channel(channel: &str) -> Result<String, String> {
+        config::normalize_channel(channel)
+    }
+
+    fn build(account: Account<'_, Self>) -> Result<Arc<dyn Bridge>, BuildError> {
+        let cfg = account.settings.clone();
+        let client = api::client(&cfg.api_url)?;
+        let bot_token = SlackApiToken::new(cfg.bot_token.expose().into());
+        Ok(Arc::new(SlackBridge(Arc::new(Shared {
+            name: account.name.to_string(),
+            common: account.common.clone(),
+            cfg,
+            client,
+            bot_token,
+            me: RwLock::new(None),
+            customize: AtomicBool::new(true),
+            users: Mutex::new(HashMap::new()),
+            channels: Mutex::new(HashMap::new()),
+        }))))
+    }
+}
+
+/// The state the bridge and the Socket Mode callbacks share.
+struct Shared {
+    name: String,
+    common: CommonBridgeConfig,
+    cfg: SlackConfig,
+    client: Arc<SlackHyperClient>,
+    bot_token: SlackApiToken,
+    /// Our bot user and bot id, from `auth.test`.
+    me: RwLock<Option<(String, Option<String>)>>,
+    /// Whether Slack lets us post with a custom name and icon.
+    customize: AtomicBool,
+    /// Users by id: display name and avatar.
+    users: Mutex<HashMap<String, (String, Option<String>)>>,
+    /// Channel names by id.
+    channels: Mutex<HashMap<String, String>>,
+}
+
+pub struct SlackBridge(Arc<Shared>);
+
+#[async_trait]
+impl Bridge for SlackBridge {
+    fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    fn common(&self) -> &CommonBridgeConfig {
+        &self.0.common
+    }
+
+    fn spec(&self) -> OutboundSpec {
+        OutboundSpec {
+            max_chars: 4000,
+            // Slack: about one message per second per channel.
+            rate: self.0.common.rate_limit.then_some(Rate {
+                messages: 1,
+                per: Duration::from_secs(1),
+            }),
+            can_edit: true,
+            joiner: "\n",
+            default_format: "*{name}* ({bridge}): {text}",
+        }
+    }
+
+    fn render_name(&self, name: &str) -> String {
+        escape_slack(&render::single_line(name))
+    }
+
+    fn render_text(&self, markup: &str) -> String {
+        to_mrkdwn(markup)
+    }
+
+    fn render(&self, ev: &ChatEvent, channel: &str) -> Vec<String> {
+        // With a custom name the post shows the author: the text alone.
+        if self.0.customize.load(Ordering::Relaxed) {
+            return crate::bridge::render_text_only(self, ev);
+        }
+        crate::bridge::default_render(self, ev, channel)
+    }
+
+    async fn run(&self, ctx: BridgeContext) -> Result<(), BridgeError> {
+        let b = &self.0;
+        for (key, token) in [
+            ("bot_token", &b.cfg.bot_token),
+            ("app_token", &b.cfg.app_token),
+        ] {
+            if token.is_empty() {
+                return Err(BridgeError::Auth(format!(
+                    "{}.{key} is empty (set JETBRIDGE_{}__{})",
+                    b.name,
+                    b.name.to_uppercase(),
+                    key.to_uppercase()
+                )));
+            }
+        }
+        let session = b.client.open_session(&b.bot_token);
+        let me = match session.auth_test().await {
+            Ok(r) => r,
+            Err(SlackClientError::ApiError(a)) if api::is_token_error(&a.code) => {
+                return Err(BridgeError::Auth(format!(
+                    "Slack refused the bot token: {} (check {}.bot_token / JETBRIDGE_{}__BOT_TOKEN)",
+                    a.code,
+                    b.name,
+                    b.name.to_uppercase()
+                )));
+            }
+            Err(e) => {
+                return Err(BridgeError::Connection(format!(
+                    "cannot reach the Slack API at {}: {e}",
+                    b.cfg.api_url
+                )));
+            }
+        };
+        *b.me.write().await = Some((me.user_id.to_string(), me.bot_id.map(|x| x.to_string())));
+        socket::listen(b, &ctx).await
+    }
+
+    async fn deliver(&self, d: Delivery<'_>) -> Result<Posted, DeliverFailure> {
+        match &d.action {
+            // Rendered for a custom name, but Slack refused that since: the
+            // template has to carry the name now.
+            Action::Post {
+                reply_to, first, ..
+            } if !d.combined && !self.0.customize.load(Ordering::Relaxed) => {
+                let parts = crate::bridge::default_render(self, d.event, d.channel);
+                let rest = parts.get(*first..).unwrap_or_default();
+                self.0.post(&d, rest, *reply_to).await
+            }
+            Action::Post {
+                parts, reply_to, ..
+            } => self.0.post(&d, parts, *reply_to).await,
+            Action::Edit { target, parts } => Ok(self.0.edit(d.channel, target, parts).await?),
+            Action::Delete { target } => Ok(self.0.delete(d.channel, target).await?),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Posting to Slack: `chat.postMessage` with the remote author's name and icon
+//! (`chat:write.customize`; without that scope, the `format` template from then
+//! on), threads under the parent's copy, `chat.update` and `chat.delete` for
+//! edits and deletes.
+
+use std::sync::atomic::Ordering;
+
+use slack_morphism::errors::SlackClientError;
+use slack_morphism::prelude::*;
+
+use super::Shared;
+use super::api::{classify, is_gone};
+use super::markup::slack_username;
+use crate::bridge::{DeliverError, DeliverFailure, Delivery, Posted, post_parts};
+
+impl Shared {
+    pub(super) async fn post(
+        &self,
+        d: &Delivery<'_>,
+        parts: &[String],
+        reply_to: Option<&Posted>,
+    ) -> Result<Posted, DeliverFailure> {
+        let session = self.client.open_session(&self.bot_token);
+        let channel = SlackChannelId::new(d.channel.into());
+        let thread = reply_to
+            .and_then(|p| p.ids.first())
+            .map(|ts| SlackTs::new(ts.clone()));
+        let customize = self.customize.load(Ordering::Relaxed) && !d.combined;
+        let author = d.event.author.as_ref();
+        post_parts(parts, |_, part| {
+            let mut req = SlackApiChatPostMessageRequest::new(
+                channel.clone(),
+                SlackMessageContent::new().with_text(part.to_string()),
+            )
+            .opt_thread_ts(thread.clone())
+            .with_unfurl_links(false);
+            if customize {
+                req = req
+                    .with_username(slack_username(d.event.author_name(), &d.event.source.bridge))
+                    .opt_icon_url(
+                        author
+                            .and_then(|a| a.avatar_url.clone())
+                            .filter(|u| u.starts_with("https://")),
+                    );
+            }
+            let session = &session;
+            async move {
+                match session.chat_post_message(&req).await {
+                    Ok(r) => Ok(Some(r.ts.to_string())),
+                    Err(SlackClientError::ApiError(a))
+                        if customize && a.code == "missing_scope" =>
+                    {
+                        // No chat:write.customize: post with the template from now on.
+                        tracing::warn!(
+                            "slack refused a custom name and icon (add the chat:write.customize scope); posting with the format template"
+                        );
+                        self.customize.store(false, Ordering::Relaxed);
+                        Err(DeliverError::retry("retrying without a custom name"))
+                    }
+                    Err(e) => Err(classify(e)),
+                }
+            }
+        })
+        .await
+    }
+
+    pub(super) async fn edit(
+        &self,
+        channel: &str,
+        target: &Posted,
+        parts: &[String],
+    ) -> Result<Posted, DeliverError> {
+        let session = self.client.open_session(&self.bot_token);
+        for (i, ts) in target.ids.iter().enumerate() {
+            let ch = SlackChannelId::new(channel.into());
+            let ts = SlackTs::new(ts.clone());
+            let r = match parts.get(i) {
+                Some(p) => session
+                    .chat_update(&SlackApiChatUpdateRequest::new(
+                        ch,
+                        SlackMessageContent::new().with_text(p.clone()),
+                        ts,
+                    ))
+                    .await
+                    .map(|_| ()),
+                // The new text needs fewer posts: remove the rest.
+                None => session
+                    .chat_delete(&SlackApiChatDeleteRequest::new(ch, ts))
+                    .await
+                    .map(|_| ()),
+            };
+            match r {
+                Ok(()) => {}
+                Err(e) if is_gone(&e) => {}
+                Err(e) => return Err(classify(e)),
+            }
+        }
+        Ok(target.clone())
+    }
+
+    pub(super) async fn delete(
+        &self,
+        channel: &str,
+        target: &Posted,
+    ) -> Result<Posted, DeliverError> {
+        let session = self.client.open_session(&self.bot_token);
+        for ts in &target.ids {
+            let req = SlackApiChatDeleteRequest::new(
+                SlackChannelId::new(channel.into()),
+                SlackTs::new(ts.clone()),
+            );
+            match session.chat_delete(&req).await {
+                Ok(_) => {}
+                Err(e) if is_gone(&e) => {}
+                Err(e) => return Err(classify(e)),
+            }
+        }
+        Ok(target.clone())
+    }
+}

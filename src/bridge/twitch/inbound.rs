@@ -1,0 +1,182 @@
+//! What Twitch sends, as chat events: PRIVMSG → `message`, CLEARMSG → `delete`,
+//! CLEARCHAT (a ban or timeout) → a `delete` of each of that user's recent
+//! messages, a refused login → an auth error. Our own login is ignored inbound.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+
+use twitch_irc::message::{ClearChatAction, PrivmsgMessage, ServerMessage};
+
+use crate::bridge::{BridgeError, Inbound};
+use crate::event::{self, Author, ChatEvent, Emote};
+use crate::render;
+
+/// Reads one account's incoming messages into events.
+pub struct Reader {
+    bridge: String,
+    /// Our login, lower-cased; empty when anonymous.
+    own_login: String,
+    recent: Recent,
+}
+
+impl Reader {
+    pub fn new(bridge: &str, own_login: &str) -> Self {
+        Reader {
+            bridge: bridge.to_string(),
+            own_login: own_login.to_lowercase(),
+            recent: Recent::default(),
+        }
+    }
+
+    pub async fn handle(
+        &mut self,
+        msg: ServerMessage,
+        inbound: &Inbound,
+    ) -> Result<(), BridgeError> {
+        match msg {
+            ServerMessage::Privmsg(m) => {
+                // Our own posts come back on other connections and from other
+                // instances with the same login; never re-publish them.
+                if !self.own_login.is_empty()
+                    && m.sender.login.eq_ignore_ascii_case(&self.own_login)
+                {
+                    return Ok(());
+                }
+                let ev = privmsg_to_event(&self.bridge, &m);
+                self.recent
+                    .remember(&ev.source.channel, &m.sender.login, &m.message_id);
+                inbound.publish(ev).await;
+            }
+            ServerMessage::ClearChat(m) => {
+                // A timeout or ban removes the user's messages from chat: delete
+                // the ones we relayed.
+                let login = match &m.action {
+                    ClearChatAction::UserBanned { user_login, .. }
+                    | ClearChatAction::UserTimedOut { user_login, .. } => user_login.clone(),
+                    ClearChatAction::ChatCleared => {
+                        tracing::info!(channel = %m.channel_login, "chat cleared by a moderator");
+                        return Ok(());
+                    }
+                };
+                let channel = format!("#{}", m.channel_login);
+                for id in self.recent.take_user(&channel, &login) {
+                    let mut ev =
+                        ChatEvent::delete(&self.bridge, &channel, &id, Some(login_author(&login)));
+                    ev.ts = m.server_timestamp;
+                    inbound.publish(ev).await;
+                }
+            }
+            ServerMessage::ClearMsg(m) => {
+                let channel = format!("#{}", m.channel_login);
+                let mut ev = ChatEvent::delete(
+                    &self.bridge,
+                    &channel,
+                    &m.message_id,
+                    Some(login_author(&m.sender_login)),
+                );
+                ev.ts = m.server_timestamp;
+                inbound.publish(ev).await;
+            }
+            ServerMessage::Notice(n) => {
+                let text = n.message_text.to_lowercase();
+                if n.channel_login.is_none()
+                    && (text.contains("login authentication failed")
+                        || text.contains("improperly formatted auth")
+                        || text.contains("invalid nick"))
+                {
+                    return Err(BridgeError::Auth(format!(
+                        "Twitch refused the login of {:?}: {} (check {}.token: a chat OAuth token for that login)",
+                        self.own_login, n.message_text, self.bridge
+                    )));
+                }
+                tracing::info!(channel = ?n.channel_login, notice = %n.message_text, "twitch notice");
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// The author of a delete, known only by login.
+fn login_author(login: &str) -> Author {
+    Author {
+        id: login.to_string(),
+        name: login.to_string(),
+        ..Default::default()
+    }
+}
+
+/// A Twitch PRIVMSG as a `message` event of bridge `bridge` (room unset).
+pub fn privmsg_to_event(bridge: &str, m: &PrivmsgMessage) -> ChatEvent {
+    let channel = format!("#{}", m.channel_login);
+    // Twitch text is plain: markup characters are escaped, not interpreted.
+    let text = render::escape_markup(&m.message_text);
+    let text = if m.is_action && !text.is_empty() {
+        format!("*{text}*")
+    } else {
+        text
+    };
+    let author = Author {
+        id: m.sender.id.clone(),
+        name: m.sender.name.clone(),
+        avatar_url: None,
+        color: m
+            .name_color
+            .map(|c| format!("#{:02X}{:02X}{:02X}", c.r, c.g, c.b)),
+        bot: false,
+    };
+    let mut ev = ChatEvent::message(bridge, &channel, &m.message_id, author, text);
+    ev.ts = m.server_timestamp;
+    ev.reply_to = m
+        .reply_parent
+        .as_ref()
+        .map(|p| event::message_id(bridge, &channel, &p.message_id));
+    let mut seen = HashSet::new();
+    for e in &m.emotes {
+        if seen.insert(e.code.clone()) {
+            ev.emotes.push(Emote {
+                name: e.code.clone(),
+                url: format!(
+                    "https://static-cdn.jtvnw.net/emoticons/v2/{}/default/dark/1.0",
+                    e.id
+                ),
+            });
+        }
+    }
+    ev
+}
+
+/// Recent message ids per channel and author, so that a ban or timeout
+/// (CLEARCHAT) can delete what that user said. Bounded per channel.
+#[derive(Default)]
+struct Recent {
+    channels: HashMap<String, VecDeque<(String, String)>>,
+}
+
+const RECENT_PER_CHANNEL: usize = 500;
+
+impl Recent {
+    fn remember(&mut self, channel: &str, login: &str, id: &str) {
+        let q = self.channels.entry(channel.to_string()).or_default();
+        if q.len() == RECENT_PER_CHANNEL {
+            q.pop_front();
+        }
+        q.push_back((login.to_lowercase(), id.to_string()));
+    }
+
+    fn take_user(&mut self, channel: &str, login: &str) -> Vec<String> {
+        let login = login.to_lowercase();
+        let Some(q) = self.channels.get_mut(channel) else {
+            return Vec::new();
+        };
+        let mut ids = Vec::new();
+        q.retain(|(l, id)| {
+            if *l == login {
+                ids.push(id.clone());
+                false
+            } else {
+                true
+            }
+        });
+        ids
+    }
+}

@@ -1,0 +1,248 @@
+//! The Twitch bridge, on twitch-irc (unmodified): IRC over TCP or TLS to the
+//! configured `server`, PRIVMSG in as `message` events, CLEARMSG and CLEARCHAT
+//! in as `delete`, PRIVMSG out with control characters stripped and commands
+//! defused. Pacing and order are the router's; this folder keeps twitch-irc
+//! from reordering (one connection) and ignores our own login inbound.
+
+mod config;
+mod connection;
+mod gate;
+mod inbound;
+mod markup;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use twitch_irc::ClientConfig;
+use twitch_irc::login::StaticLoginCredentials;
+
+use crate::bridge::{
+    Account, Action, Bridge, BridgeContext, BridgeError, BuildError, DeliverError, DeliverFailure,
+    Delivery, OutboundSpec, Platform, Posted, post_parts,
+};
+use crate::config::{CommonBridgeConfig, NoOptions};
+use crate::ratelimit::Rate;
+use crate::render;
+
+pub use config::{Endpoint, TwitchConfig};
+pub use inbound::privmsg_to_event;
+
+/// The Twitch platform.
+pub struct Twitch;
+
+impl Platform for Twitch {
+    const NAME: &'static str = "twitch";
+    type Settings = TwitchConfig;
+    type ChannelOptions = NoOptions;
+
+    fn check(settings: &TwitchConfig) -> Result<(), String> {
+        settings.check()
+    }
+
+    fn normalize_channel(channel: &str) -> Result<String, String> {
+        config::normalize_channel(channel)
+    }
+
+    fn build(account: Account<'_, Self>) -> Result<Arc<dyn Bridge>, BuildError> {
+        let endpoint = account
+            .settings
+            .endpoint()
+            .ok_or_else(|| BuildError(format!("{}.server is not host:port", account.name)))?;
+        Ok(Arc::new(TwitchBridge {
+            name: account.name.to_string(),
+            common: account.common.clone(),
+            cfg: account.settings.clone(),
+            endpoint,
+            client: tokio::sync::RwLock::new(None),
+        }))
+    }
+}
+
+pub struct TwitchBridge {
+    name: String,
+    common: CommonBridgeConfig,
+    cfg: TwitchConfig,
+    endpoint: Endpoint,
+    /// The client of the live connection, for deliveries.
+    client: tokio::sync::RwLock<Option<connection::IrcClient>>,
+}
+
+impl TwitchBridge {
+    fn credentials(&self) -> StaticLoginCredentials {
+        if self.cfg.is_anonymous() {
+            StaticLoginCredentials::anonymous()
+        } else {
+            // twitch-irc adds `oauth:` itself.
+            let token = self.cfg.token.expose();
+            let token = token.strip_prefix("oauth:").unwrap_or(token);
+            StaticLoginCredentials::new(self.cfg.login.to_lowercase(), Some(token.to_string()))
+        }
+    }
+
+    fn client_config(&self) -> ClientConfig<StaticLoginCredentials> {
+        let mut config = ClientConfig::new_simple(self.credentials());
+        // twitch-irc opens another connection when one is "busy" (more than
+        // `max_waiting` sends within `time_per_message` each) or holds many
+        // channels, and rotates sends across connections, which can reorder one
+        // channel's messages. With no time per message a connection is never busy,
+        // so one connection carries every channel in order; our router paces.
+        // (`max_waiting` is doubled inside twitch-irc: keep it small.)
+        config.max_channels_per_connection = usize::MAX;
+        config.time_per_message = Duration::ZERO;
+        config.max_waiting_messages_per_connection = 64;
+        config.connect_timeout = Duration::from_secs(10);
+        config.tracing_identifier = Some(self.name.clone().into());
+        config
+    }
+}
+
+#[async_trait]
+impl Bridge for TwitchBridge {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn common(&self) -> &CommonBridgeConfig {
+        &self.common
+    }
+
+    fn spec(&self) -> OutboundSpec {
+        OutboundSpec {
+            // 500 on the wire, less the two characters of the command guard.
+            max_chars: 498,
+            rate: self.common.rate_limit.then_some(Rate {
+                messages: 20,
+                per: Duration::from_secs(30),
+            }),
+            can_edit: false,
+            joiner: " | ",
+            default_format: "[{bridge}] {name}: {text}",
+        }
+    }
+
+    fn render_name(&self, name: &str) -> String {
+        render::single_line(name)
+    }
+
+    fn render_text(&self, markup: &str) -> String {
+        markup::to_plain_line(markup)
+    }
+
+    async fn run(&self, ctx: BridgeContext) -> Result<(), BridgeError> {
+        let gate = Arc::new(gate::ReadGate::new(&self.name));
+        let running = connection::start(
+            &self.name,
+            self.endpoint.clone(),
+            gate.clone(),
+            self.client_config(),
+        )
+        .await
+        .map_err(|e| BridgeError::Connection(format!("cannot start the twitch client: {e}")))?;
+        let connection::Running {
+            client,
+            mut incoming,
+            ..
+        } = running;
+        let wanted: HashSet<String> = ctx
+            .channels
+            .iter()
+            .map(|(c, _)| c.trim_start_matches('#').to_string())
+            .collect();
+        client
+            .set_wanted_channels(wanted.clone())
+            .map_err(|e| BridgeError::Connection(format!("invalid channel: {e}")))?;
+        *self.client.write().await = Some(client.clone());
+        let _forget = ForgetClient(&self.client);
+
+        let mut reader = inbound::Reader::new(&self.name, &self.cfg.login);
+        let mut check = tokio::time::interval(Duration::from_millis(250));
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut all_joined = false;
+        ctx.status
+            .connecting(format!("joining {} channels", wanted.len()));
+        loop {
+            tokio::select! {
+                _ = ctx.shutdown.cancelled() => return Ok(()),
+                msg = incoming.recv() => {
+                    let Some(msg) = msg else {
+                        return Err(BridgeError::Connection("twitch client stopped".into()));
+                    };
+                    reader.handle(msg, &ctx.inbound).await?;
+                    gate.took();
+                }
+                _ = check.tick() => {
+                    if incoming.is_empty() {
+                        gate.idle();
+                    }
+                    let mut joined = 0;
+                    for login in &wanted {
+                        if client.get_channel_status(login.clone()).await == (true, true) {
+                            joined += 1;
+                        }
+                    }
+                    if joined == wanted.len() {
+                        if !all_joined {
+                            ctx.status.connected();
+                            all_joined = true;
+                            // Joined: look less often.
+                            check = tokio::time::interval(Duration::from_secs(2));
+                        }
+                    } else {
+                        if all_joined {
+                            check = tokio::time::interval(Duration::from_millis(250));
+                        }
+                        all_joined = false;
+                        ctx.status.connecting(format!("joined {joined}/{} channels of {}", wanted.len(), self.cfg.server));
+                    }
+                }
+            }
+        }
+    }
+
+    async fn deliver(&self, d: Delivery<'_>) -> Result<Posted, DeliverFailure> {
+        let parts = match d.action {
+            Action::Post { parts, .. } => parts,
+            // Twitch cannot edit, and we do not learn the ids of our own messages
+            // to delete them: both are no-ops.
+            Action::Edit { .. } | Action::Delete { .. } => return Ok(Posted::default()),
+        };
+        if self.cfg.is_anonymous() {
+            return Err(DeliverError::reject("the twitch login is anonymous (read-only)").into());
+        }
+        let client = self
+            .client
+            .read()
+            .await
+            .clone()
+            .ok_or_else(|| DeliverError::retry("not connected to twitch"))?;
+        let login = d.channel.trim_start_matches('#').to_string();
+        post_parts(parts, |_, part| {
+            let line = markup::guard_command(&render::single_line(part));
+            let (client, login) = (&client, login.clone());
+            async move {
+                if !line.is_empty() {
+                    client
+                        .privmsg(login, line)
+                        .await
+                        .map_err(DeliverError::retry)?;
+                }
+                // Twitch gives no id for our own messages.
+                Ok(None)
+            }
+        })
+        .await
+    }
+}
+
+/// Forget the client when `run` ends, so deliveries wait for the next connection.
+struct ForgetClient<'a>(&'a tokio::sync::RwLock<Option<connection::IrcClient>>);
+
+impl Drop for ForgetClient<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut c) = self.0.try_write() {
+            *c = None;
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The id map of one bridge: event id → what the bridge posted for it (a
+//! record the caller serializes), plus one watermark per channel. It is what
+//! lets a later edit or delete find the copies, and a redelivery be recognised.
+
+use async_nats::jetstream::kv;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::{Bus, BusError, kv_error};
+use crate::event;
+
+/// Event id → record for one bridge. The key is `<channel token>.<event id>`,
+/// with the event id escaped to the key alphabet.
+///
+/// Beside the entries, each channel has a watermark (`<channel token>.=wm`, a
+/// key no escaped event id can produce): the last stream sequence the channel
+/// handled. A channel handles its events in stream order, so everything of the
+/// channel at or below the watermark was posted (or deliberately skipped).
+#[derive(Clone)]
+pub struct IdMap {
+    store: kv::Store,
+    bucket: String,
+}
+
+/// What a channel's watermark holds for: the stream's incarnation (see
+/// [`Bus::stream_epoch`]; a recreated stream numbers from 1 again) and the room
+/// the channel was in (moved to another room, the channel never handled that
+/// room's earlier events).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarkScope {
+    pub stream: String,
+    pub room: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Watermark {
+    seq: u64,
+    #[serde(flatten)]
+    scope: MarkScope,
+}
+
+impl Bus {
+    /// The id map of one bridge, created when missing.
+    pub async fn id_map(&self, bridge: &str) -> Result<IdMap, BusError> {
+        let bucket = format!("jetbridge-ids-{bridge}");
+        // A copy is only useful while its original can still be edited.
+        let store = self
+            .key_value(
+                &bucket,
+                format!("jetbridge: event id -> {bridge} message id"),
+                self.cfg.max_age,
+            )
+            .await?;
+        Ok(IdMap { store, bucket })
+    }
+}
+
+impl IdMap {
+    /// Key for an event delivered to `channel`.
+    pub fn key(channel: &str, event_id: &str) -> String {
+        let mut key = event::channel_token(channel);
+        key.push('.');
+        for b in event_id.bytes() {
+            if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+                key.push(b as char);
+            } else {
+                key.push_str(&format!("={b:02X}"));
+            }
+        }
+        key
+    }
+
+    fn watermark_key(channel: &str) -> String {
+        // `=` followed by a non-hex letter: never the escape of an event id.
+        format!("{}.=wm", event::channel_token(channel))
+    }
+
+    fn error(&self, e: impl std::fmt::Display) -> BusError {
+        kv_error(&self.bucket, e)
+    }
+
+    /// The channel's watermark, if it was written in `scope`.
+    pub async fn watermark(
+        &self,
+        channel: &str,
+        scope: &MarkScope,
+    ) -> Result<Option<u64>, BusError> {
+        let v = self
+            .store
+            .get(Self::watermark_key(channel))
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(v.and_then(|b| serde_json::from_slice::<Watermark>(&b).ok())
+            .filter(|w| w.scope == *scope)
+            .map(|w| w.seq))
+    }
+
+    pub async fn put_watermark(
+        &self,
+        channel: &str,
+        scope: &MarkScope,
+        seq: u64,
+    ) -> Result<(), BusError> {
+        let w = Watermark {
+            seq,
+            scope: scope.clone(),
+        };
+        // Plain data; cannot fail to serialize.
+        let bytes = serde_json::to_vec(&w).expect("Watermark serializes");
+        self.store
+            .put(Self::watermark_key(channel), bytes.into())
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+
+    /// The record of `event_id` in `channel`; `None` when absent or unreadable.
+    pub async fn get<T: DeserializeOwned>(
+        &self,
+        channel: &str,
+        event_id: &str,
+    ) -> Result<Option<T>, BusError> {
+        let v = self
+            .store
+            .get(Self::key(channel, event_id))
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(v.and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+
+    pub async fn put<T: Serialize>(
+        &self,
+        channel: &str,
+        event_id: &str,
+        record: &T,
+    ) -> Result<(), BusError> {
+        let bytes = serde_json::to_vec(record).map_err(|e| self.error(e))?;
+        self.store
+            .put(Self::key(channel, event_id), bytes.into())
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+}

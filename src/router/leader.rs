@@ -1,0 +1,314 @@
+//! Leadership and dispatch for one bridge. Several instances may run with the
+//! same config: each bridge's deliveries are done by one of them at a time (the
+//! holder of the lease `out-<bridge>`), so each channel gets every event once
+//! and in stream order. A standby takes over when the holder stops renewing
+//! (crash) or gives the lease up (shutdown). The leader reads the bridge's
+//! consumer and hands each event to the workers of its destination channels.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::ledger::Ledger;
+use super::recent::Recent;
+use super::tracker::{Inflight, Tracker};
+use super::worker::{Item, Worker};
+use super::{Backbone, Lease, Records, Routes};
+use crate::backoff::Backoff;
+use crate::bridge::Bridge;
+use crate::bus::{MarkScope, Renewal};
+use crate::event::ChatEvent;
+use crate::ratelimit::Limiter;
+
+/// Timing knobs of outbound delivery.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboundTiming {
+    /// How long workers may keep delivering after shutdown begins.
+    pub drain: Duration,
+    /// When this process started: where a brand-new consumer begins.
+    pub since: time::OffsetDateTime,
+}
+
+/// How long an outbound lease lasts without renewal: a crashed leader's
+/// deliveries are taken over after at most this long.
+pub const LEASE_TTL: Duration = Duration::from_secs(6);
+
+/// Deliver the stream to `bridge`'s channels until `shutdown`, then drain.
+pub async fn run_outbound(
+    backbone: Arc<dyn Backbone>,
+    bridge: Arc<dyn Bridge>,
+    routes: Arc<Routes>,
+    timing: OutboundTiming,
+    shutdown: CancellationToken,
+) {
+    let name = bridge.name().to_string();
+    let span = tracing::info_span!("outbound", bridge = %name);
+    async move {
+        if routes.is_empty() {
+            tracing::debug!("no channel to write to");
+            return;
+        }
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+        let (records, mut lease) = loop {
+            let holder = format!("{}-{}", std::process::id(), ulid::Ulid::generate());
+            match (
+                backbone.records(&name).await,
+                backbone
+                    .lease(&format!("out-{name}"), &holder, LEASE_TTL)
+                    .await,
+            ) {
+                (Ok(r), Ok(l)) => break (r, l),
+                (Err(e), _) | (_, Err(e)) => {
+                    tracing::warn!(error = %e, "outbound state not ready, retrying")
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+            }
+        };
+        let leader = Leader {
+            backbone,
+            bridge,
+            routes,
+            records,
+            recent: Recent::default(),
+            timing,
+        };
+        loop {
+            let mut announced = false;
+            while !lease.try_acquire().await {
+                if !announced {
+                    tracing::info!("standing by: another instance delivers for this bridge");
+                    announced = true;
+                }
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(LEASE_TTL / 3) => {}
+                }
+            }
+            tracing::info!("delivering for this bridge");
+            let ended = leader.lead(lease.as_mut(), &shutdown).await;
+            lease.release().await;
+            if ended == Leadership::Shutdown {
+                break;
+            }
+            tracing::warn!("lost the delivery lease; standing by");
+        }
+        tracing::info!("outbound stopped");
+    }
+    .instrument(span)
+    .await
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Leadership {
+    Shutdown,
+    Lost,
+}
+
+/// What stays across leaderships of one bridge.
+struct Leader {
+    backbone: Arc<dyn Backbone>,
+    bridge: Arc<dyn Bridge>,
+    routes: Arc<Routes>,
+    records: Arc<dyn Records>,
+    /// What was posted lately (kept across leaderships).
+    recent: Recent,
+    timing: OutboundTiming,
+}
+
+/// One leadership's workers.
+struct Dispatch {
+    workers: HashMap<String, mpsc::UnboundedSender<Item>>,
+    tasks: JoinSet<()>,
+    inflight: Inflight,
+    hard_stop: CancellationToken,
+}
+
+impl Leader {
+    /// Deliver while holding the lease; returns why it stopped. Workers get
+    /// `timing.drain` to finish what they hold; the rest goes back to JetStream.
+    async fn lead(&self, lease: &mut dyn Lease, shutdown: &CancellationToken) -> Leadership {
+        let name = self.bridge.name().to_string();
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+        let mut dispatch = Dispatch {
+            workers: HashMap::new(),
+            tasks: JoinSet::new(),
+            inflight: Inflight::default(),
+            hard_stop: CancellationToken::new(),
+        };
+        let mut renew = tokio::time::interval(LEASE_TTL / 3);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        renew.tick().await;
+        let mut renewed = Instant::now();
+        // Only the first read of a leadership checks for a predecessor's
+        // unfinished work; later ones (after a NATS hiccup) are our own.
+        let mut first = true;
+        let ended = 'outer: loop {
+            let opened = match self
+                .backbone
+                .open(&name, self.routes.filters(), self.timing.since, first)
+                .await
+            {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!(error = %e, "consumer not ready, retrying");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => break 'outer Leadership::Shutdown,
+                        _ = tokio::time::sleep(backoff.next_delay()) => continue,
+                    }
+                }
+            };
+            first = false;
+            let mut messages = opened.messages;
+            tracing::info!(filters = ?self.routes.filters(), "reading the stream");
+            loop {
+                let next = tokio::select! {
+                    _ = shutdown.cancelled() => break 'outer Leadership::Shutdown,
+                    _ = renew.tick() => {
+                        match lease.renew().await {
+                            Renewal::Renewed => renewed = Instant::now(),
+                            Renewal::Lost => break 'outer Leadership::Lost,
+                            // NATS away: keep going while the lease surely still holds
+                            // (nobody can take it without NATS), and stop well before it
+                            // can expire for a standby.
+                            Renewal::Unreachable => {
+                                if renewed.elapsed() > LEASE_TTL * 2 / 3 {
+                                    break 'outer Leadership::Lost;
+                                }
+                            }
+                        }
+                        continue;
+                    }
+                    next = messages.next() => next,
+                };
+                let msg = match next {
+                    Some(Ok(m)) => m,
+                    Some(Err(e)) => {
+                        // Heartbeats missed (NATS restarting) or the consumer went
+                        // away: build it again.
+                        tracing::warn!(error = %e, "consumer read failed, resubscribing");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => break 'outer Leadership::Shutdown,
+                            _ = tokio::time::sleep(backoff.next_delay()) => continue 'outer,
+                        }
+                    }
+                    None => continue 'outer,
+                };
+                backoff.reset();
+                metrics::gauge!("jetbridge_consumer_pending", "bridge" => name.clone())
+                    .set(msg.pending as f64);
+                self.dispatch(&mut dispatch, msg, &opened.epoch, opened.verify_until)
+                    .await;
+            }
+        };
+        // Stop feeding. On shutdown, let workers finish their queues until the
+        // drain deadline; with the lease lost, another instance now delivers:
+        // stop at once.
+        let Dispatch {
+            workers,
+            mut tasks,
+            hard_stop,
+            ..
+        } = dispatch;
+        drop(workers);
+        let drain = if ended == Leadership::Shutdown {
+            self.timing.drain
+        } else {
+            Duration::ZERO
+        };
+        let deadline = tokio::time::sleep(drain);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                joined = tasks.join_next() => if joined.is_none() { break },
+                _ = &mut deadline => {
+                    hard_stop.cancel();
+                    while tasks.join_next().await.is_some() {}
+                    break;
+                }
+            }
+        }
+        ended
+    }
+
+    /// Hand one stream message to the workers of its destinations.
+    async fn dispatch(
+        &self,
+        d: &mut Dispatch,
+        msg: super::Incoming,
+        epoch: &str,
+        verify_until: u64,
+    ) {
+        let seq = msg.seq;
+        let held = d.inflight.lock().get(&seq).cloned();
+        if let Some(t) = held {
+            // Redelivered while we still hold it: it is already queued.
+            t.replace_handle(msg.ack).await;
+            return;
+        }
+        let ev: ChatEvent = match serde_json::from_slice(&msg.payload) {
+            Ok(ev) => ev,
+            Err(e) => {
+                tracing::error!(seq, error = %e, "not a chat event, skipping");
+                metrics::counter!("jetbridge_delivery_failures_total", "bridge" => self.bridge.name().to_string(), "reason" => "invalid_event").increment(1);
+                let _ = msg.ack.term().await;
+                return;
+            }
+        };
+        let destinations = self.routes.destinations(&ev);
+        if destinations.is_empty() {
+            let _ = msg.ack.ack().await;
+            return;
+        }
+        let tracker = Arc::new(Tracker::new(seq, destinations.len(), msg.ack));
+        d.inflight.lock().insert(seq, tracker.clone());
+        let ev = Arc::new(ev);
+        for ch in destinations {
+            let tx = d.workers.entry(ch.to_string()).or_insert_with(|| {
+                let (tx, rx) = mpsc::unbounded_channel();
+                // A channel belongs to one room (the config refuses a second).
+                let scope = Arc::new(MarkScope {
+                    stream: epoch.to_string(),
+                    room: ev.room.clone(),
+                });
+                let worker = Worker {
+                    bridge: self.bridge.clone(),
+                    channel: ch.to_string(),
+                    records: self.records.clone(),
+                    inflight: d.inflight.clone(),
+                    limiter: Limiter::new(self.bridge.spec().rate),
+                    hard_stop: d.hard_stop.clone(),
+                    recent: self.recent.clone(),
+                    ledger: Ledger::start(
+                        self.records.clone(),
+                        ch.to_string(),
+                        scope.clone(),
+                        d.inflight.clone(),
+                        d.hard_stop.clone(),
+                    ),
+                    scope,
+                    watermark: None,
+                };
+                let span = tracing::info_span!("channel", channel = %ch);
+                d.tasks.spawn(worker.run(rx).instrument(span));
+                tx
+            });
+            let _ = tx.send(Item {
+                event: ev.clone(),
+                tracker: tracker.clone(),
+                // Delivered before, by us or a predecessor: check the records.
+                redelivered: msg.delivered > 1 || seq <= verify_until,
+                received: Instant::now(),
+            });
+        }
+    }
+}

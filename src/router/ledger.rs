@@ -1,0 +1,128 @@
+//! The ledger of one channel: what it posted, written beside its next
+//! deliveries. Each round writes the records later edits, deletes and replies
+//! need (for platforms that give ids), then the channel's watermark, then acks.
+//! Posts that pile up while a write is under way share the next round, so a
+//! fast channel costs one watermark write per NATS round trip rather than a
+//! write per post.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::Records;
+use super::tracker::{Inflight, Tracker};
+use crate::backoff::Backoff;
+use crate::bridge::Posted;
+use crate::bus::{BusError, MarkScope};
+
+/// Posts of a channel whose records (and acks) may be under way at once; also
+/// the most posts of a channel that a crash of the process can repeat. At
+/// platform pace a record lands long before the next post, so this binds only
+/// when posts come faster than NATS round trips (pacing off, NATS slow).
+pub const RECORDING_DEPTH: usize = 64;
+
+pub struct Ledger {
+    tx: Option<mpsc::UnboundedSender<Entry>>,
+    slots: Arc<Semaphore>,
+    task: Option<JoinHandle<()>>,
+    hard_stop: CancellationToken,
+}
+
+struct Entry {
+    tracker: Arc<Tracker>,
+    /// Event id and copy, when the copy has something to find later.
+    record: Option<(String, Posted)>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Ledger {
+    pub fn start(
+        records: Arc<dyn Records>,
+        channel: String,
+        scope: Arc<MarkScope>,
+        inflight: Inflight,
+        hard_stop: CancellationToken,
+    ) -> Ledger {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(
+            keep(rx, records, channel, scope, inflight, hard_stop.clone()).in_current_span(),
+        );
+        Ledger {
+            tx: Some(tx),
+            slots: Arc::new(Semaphore::new(RECORDING_DEPTH)),
+            task: Some(task),
+            hard_stop,
+        }
+    }
+
+    /// Queue the record of a post; waits while `RECORDING_DEPTH` are under way.
+    /// False when stopped meanwhile.
+    pub async fn add(&self, tracker: Arc<Tracker>, record: Option<(String, Posted)>) -> bool {
+        let slot = tokio::select! {
+            slot = self.slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+            _ = self.hard_stop.cancelled() => return false,
+        };
+        let Some(tx) = &self.tx else { return false };
+        tx.send(Entry {
+            tracker,
+            record,
+            _slot: slot,
+        })
+        .is_ok()
+    }
+
+    /// Write what was queued, then stop.
+    pub async fn finish(&mut self) {
+        self.tx = None;
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+async fn keep(
+    mut rx: mpsc::UnboundedReceiver<Entry>,
+    records: Arc<dyn Records>,
+    channel: String,
+    scope: Arc<MarkScope>,
+    inflight: Inflight,
+    hard_stop: CancellationToken,
+) {
+    let mut round = Vec::with_capacity(RECORDING_DEPTH);
+    while rx.recv_many(&mut round, RECORDING_DEPTH).await > 0 {
+        // Entries come in stream order; the last is the channel's new mark.
+        let through = round.last().map_or(0, |e: &Entry| e.tracker.seq);
+        let writes = futures::future::join_all(round.iter().filter_map(|e| {
+            let (id, posted) = e.record.as_ref()?;
+            Some(until_done(id, || records.put(&channel, id, posted)))
+        }));
+        let mark = until_done("watermark", || {
+            records.put_watermark(&channel, &scope, through)
+        });
+        tokio::select! {
+            _ = futures::future::join(writes, mark) => {}
+            // Not recorded, so not acked: JetStream redelivers it.
+            _ = hard_stop.cancelled() => return,
+        }
+        for e in round.drain(..) {
+            e.tracker.done(&inflight).await;
+        }
+    }
+}
+
+/// Retry a record write until it lands (NATS away: the ack waits for it).
+pub async fn until_done<F, Fut>(what: &str, mut write: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), BusError>>,
+{
+    let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+    while let Err(e) = write().await {
+        tracing::warn!(record = what, error = %e, "cannot record delivery yet");
+        tokio::time::sleep(backoff.next_delay()).await;
+    }
+}

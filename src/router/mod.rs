@@ -1,0 +1,116 @@
+//! Outbound routing: from the stream to the channels of one bridge.
+//!
+//! Per bridge, one durable consumer feeds a dispatcher ([`leader`]) that works
+//! out each event's destinations ([`Routes`]) and hands it to one worker task
+//! per destination channel ([`worker`]). A worker delivers its channel's events
+//! strictly in stream order, paced to the platform's limit, coalescing a
+//! backlog ([`coalesce`]), retrying failures with backoff, resuming a split
+//! post at the part that failed; one slow or broken channel only holds up
+//! itself. A stream message is acked ([`tracker`]) once every destination has
+//! it, after the channel's record of it landed ([`ledger`]: the id map entry
+//! that later edits and deletes need, and the channel's watermark), so a
+//! redelivery (crash, another instance) finds the record and is not posted
+//! twice. Several instances agree through a lease on who delivers.
+//!
+//! The router reaches NATS only through [`Backbone`] (JetStream in
+//! production, memory in the unit tests).
+
+mod backbone;
+mod coalesce;
+mod leader;
+mod ledger;
+mod recent;
+mod routes;
+mod tracker;
+mod worker;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+use crate::bridge::Posted;
+use crate::bus::{BusError, MarkScope, Renewal};
+
+pub use leader::{LEASE_TTL, OutboundTiming, run_outbound};
+pub use ledger::RECORDING_DEPTH;
+pub use routes::{Routes, ignored};
+
+/// What the router needs of the bus.
+#[async_trait]
+pub trait Backbone: Send + Sync + 'static {
+    /// The delivery records of `bridge`.
+    async fn records(&self, bridge: &str) -> Result<Arc<dyn Records>, BusError>;
+
+    /// The lease `name`, to be held by `holder`, lost `ttl` after its last renewal.
+    async fn lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Box<dyn Lease>, BusError>;
+
+    /// The outbound messages of `bridge` for `filters` (see `Bus::outbound`).
+    async fn open(
+        &self,
+        bridge: &str,
+        filters: Vec<String>,
+        since: time::OffsetDateTime,
+        take_over: bool,
+    ) -> Result<Opened, BusError>;
+}
+
+/// An opened outbound read.
+pub struct Opened {
+    pub messages: BoxStream<'static, Result<Incoming, BusError>>,
+    /// Up to this stream sequence, deliveries may have been posted already.
+    pub verify_until: u64,
+    /// The stream's incarnation (see `Bus::stream_epoch`).
+    pub epoch: String,
+}
+
+/// One outbound message, with its ack handle.
+pub struct Incoming {
+    pub seq: u64,
+    pub delivered: i64,
+    pub pending: u64,
+    pub payload: Bytes,
+    pub ack: Box<dyn Settle>,
+}
+
+/// How a message is settled with the stream.
+#[async_trait]
+pub trait Settle: Send + Sync {
+    async fn ack(&self) -> Result<(), BusError>;
+    /// Give it back for immediate redelivery.
+    async fn nak(&self) -> Result<(), BusError>;
+    /// It can never be handled: never again.
+    async fn term(&self) -> Result<(), BusError>;
+}
+
+/// A lease held by one instance at a time (see `bus::Lease`).
+#[async_trait]
+pub trait Lease: Send {
+    async fn try_acquire(&mut self) -> bool;
+    async fn renew(&mut self) -> Renewal;
+    async fn release(&mut self);
+}
+
+/// The delivery records of one bridge (see `bus::IdMap`).
+#[async_trait]
+pub trait Records: Send + Sync {
+    async fn get(&self, channel: &str, event_id: &str) -> Result<Option<Posted>, BusError>;
+    async fn put(&self, channel: &str, event_id: &str, posted: &Posted) -> Result<(), BusError>;
+    async fn watermark(&self, channel: &str, scope: &MarkScope) -> Result<Option<u64>, BusError>;
+    async fn put_watermark(
+        &self,
+        channel: &str,
+        scope: &MarkScope,
+        seq: u64,
+    ) -> Result<(), BusError>;
+}

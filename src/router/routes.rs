@@ -1,0 +1,131 @@
+//! Where one bridge's outbound events go: per room, the bridge's writable
+//! channels, less the source channel, less what the room's and the channels'
+//! rules ignore.
+
+use std::collections::HashMap;
+
+use crate::config::{Config, Rules};
+use crate::event::{self, ChatEvent, EventKind};
+use crate::render;
+
+/// Where one bridge's outbound events go, per room.
+#[derive(Debug, Default)]
+pub struct Routes {
+    bridge: String,
+    rooms: HashMap<String, RoomRoutes>,
+}
+
+#[derive(Debug, Default)]
+struct RoomRoutes {
+    rules: Rules,
+    /// Rules of every channel of the room, by (bridge, channel): a channel's rules
+    /// apply to what it sends and to what it receives.
+    channel_rules: HashMap<(String, String), Rules>,
+    /// This bridge's channels that the room writes to.
+    destinations: Vec<String>,
+}
+
+impl Routes {
+    /// The routes of `bridge` in `config`. Channels of disabled bridges are absent.
+    pub fn new(config: &Config, bridge: &str) -> Routes {
+        let mut rooms = HashMap::new();
+        for room in &config.rooms {
+            let destinations: Vec<String> = room
+                .channels
+                .iter()
+                .filter(|c| c.bridge == bridge && c.direction.writes())
+                .map(|c| c.channel.clone())
+                .collect();
+            if destinations.is_empty() {
+                continue;
+            }
+            let channel_rules = room
+                .channels
+                .iter()
+                .filter(|c| !c.rules.is_empty())
+                .map(|c| ((c.bridge.clone(), c.channel.clone()), c.rules.clone()))
+                .collect();
+            rooms.insert(
+                room.name.clone(),
+                RoomRoutes {
+                    rules: room.rules.clone(),
+                    channel_rules,
+                    destinations,
+                },
+            );
+        }
+        Routes {
+            bridge: bridge.to_string(),
+            rooms,
+        }
+    }
+
+    /// Stream filters covering every room this bridge writes to.
+    pub fn filters(&self) -> Vec<String> {
+        let mut f: Vec<String> = self.rooms.keys().map(|r| event::room_filter(r)).collect();
+        f.sort();
+        f
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rooms.is_empty()
+    }
+
+    /// The channels of this bridge that should receive `ev`.
+    pub fn destinations<'a>(&'a self, ev: &ChatEvent) -> Vec<&'a str> {
+        let Some(room) = self.rooms.get(&ev.room) else {
+            return Vec::new();
+        };
+        let source_key = (ev.source.bridge.clone(), ev.source.channel.clone());
+        // Rules decide what is relayed; a delete of something never relayed finds no
+        // copy and does nothing, so deletes pass.
+        let filtered = ev.kind != EventKind::Delete;
+        if filtered
+            && (ignored(&room.rules, ev)
+                || room
+                    .channel_rules
+                    .get(&source_key)
+                    .is_some_and(|r| ignored(r, ev)))
+        {
+            return Vec::new();
+        }
+        room.destinations
+            .iter()
+            // Never back to where it came from.
+            .filter(|ch| !(ev.source.bridge == self.bridge && ev.source.channel == **ch))
+            .filter(|ch| {
+                !filtered
+                    || !room
+                        .channel_rules
+                        .get(&(self.bridge.clone(), (*ch).clone()))
+                        .is_some_and(|r| ignored(r, ev))
+            })
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// Whether `rules` say `ev` is not relayed.
+pub fn ignored(rules: &Rules, ev: &ChatEvent) -> bool {
+    if let Some(a) = &ev.author {
+        let id = a.id.to_lowercase();
+        let name = a.name.to_lowercase();
+        if rules.ignore_authors.iter().any(|x| *x == id || *x == name) {
+            return true;
+        }
+    }
+    let plain = render::markup_to_plain(&ev.text);
+    rules.ignore_text.iter().any(|re| re.is_match(&plain))
+}
+
+#[cfg(test)]
+impl Routes {
+    /// Route `room` to `channel` of this bridge (for tests without platforms).
+    pub(super) fn add_destination(&mut self, room: &str, channel: &str) {
+        self.rooms
+            .entry(room.to_string())
+            .or_default()
+            .destinations
+            .push(channel.to_string());
+    }
+}

@@ -1,0 +1,272 @@
+//! The router against memory (see [`memory`]): time is paused, so pacing,
+//! coalescing, retry-after and lease expiry are exact and instant.
+
+mod memory;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::*;
+use crate::bus::MarkScope;
+use crate::event::{Author, ChatEvent};
+use crate::ratelimit::Rate;
+use memory::{Did, Memory, Recorder, Script};
+
+/// Routes of bridge `mem`: one channel `out` in room `lobby`.
+fn routes() -> Arc<Routes> {
+    let config = crate::config::from_toml_str(
+        "[[rooms]]\nname = \"lobby\"\n",
+        &[],
+    )
+    .expect("config");
+    let mut routes = Routes::new(&config, "mem");
+    routes.add_destination("lobby", "out");
+    Arc::new(routes)
+}
+
+fn message(n: u32, text: &str) -> ChatEvent {
+    let mut ev = ChatEvent::message(
+        "src",
+        "#in",
+        &format!("m{n}"),
+        Author {
+            id: "1".into(),
+            name: "Ann".into(),
+            ..Default::default()
+        },
+        text.to_string(),
+    );
+    ev.room = "lobby".into();
+    ev
+}
+
+fn delete_of(n: u32) -> ChatEvent {
+    let mut ev = ChatEvent::delete("src", "#in", &format!("m{n}"), None);
+    ev.room = "lobby".into();
+    ev
+}
+
+struct Running {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+fn start(mem: &Arc<Memory>, bridge: &Arc<Recorder>) -> Running {
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(run_outbound(
+        mem.clone(),
+        bridge.clone(),
+        routes(),
+        OutboundTiming {
+            drain: Duration::from_secs(5),
+            since: time::OffsetDateTime::now_utc(),
+        },
+        stop.clone(),
+    ));
+    Running { stop, task }
+}
+
+/// Wait (in paused time) until the log has `line`.
+async fn logged(mem: &Memory, line: &str) {
+    let found = tokio::time::timeout(Duration::from_secs(600), async {
+        while !mem.log().iter().any(|l| l == line) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(found.is_ok(), "never logged {line:?}: {:?}", mem.log());
+}
+
+fn one_per_second() -> Option<Rate> {
+    Some(Rate {
+        messages: 1,
+        per: Duration::from_secs(1),
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_backlog_waiting_longer_than_coalesce_after_becomes_one_post_in_order() {
+    let mem = Memory::new();
+    let bridge = Recorder::new(one_per_second(), 2000);
+    let _run = start(&mem, &bridge);
+    for n in 1..=6 {
+        mem.publish(&message(n, &format!("line {n}")));
+    }
+    let did = bridge.wait(3).await;
+    assert_eq!(
+        did,
+        vec![
+            Did::Post(vec!["Ann: line 1".into()]),
+            // One second later (the pace) the backlog is not 2 s old yet.
+            Did::Post(vec!["Ann: line 2".into()]),
+            Did::Post(vec!["Ann: line 3\nAnn: line 4\nAnn: line 5\nAnn: line 6".into()]),
+        ]
+    );
+    let t = bridge.times();
+    assert_eq!(t[1] - t[0], Duration::from_secs(1));
+    assert_eq!(t[2] - t[0], Duration::from_secs(2));
+    for seq in 1..=6 {
+        logged(&mem, &format!("ack {seq}")).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn deleting_members_of_a_coalesced_post_drops_their_lines_then_the_post() {
+    let mem = Memory::new();
+    let bridge = Recorder::new(one_per_second(), 2000);
+    let _run = start(&mem, &bridge);
+    for n in 1..=5 {
+        mem.publish(&message(n, &format!("line {n}")));
+    }
+    bridge.wait(3).await;
+    let post_ids = match &bridge.did()[2] {
+        Did::Post(p) => {
+            assert_eq!(p, &vec!["Ann: line 3\nAnn: line 4\nAnn: line 5".to_string()]);
+            // The third post got the third id given out.
+            vec!["102".to_string()]
+        }
+        other => panic!("{other:?}"),
+    };
+    mem.publish(&delete_of(4));
+    let did = bridge.wait(4).await;
+    assert_eq!(
+        did[3],
+        Did::Edit(post_ids.clone(), vec!["Ann: line 3\nAnn: line 5".into()])
+    );
+    // Every remaining member points at the shrunk post: deleting them both
+    // leaves the first edit's survivor, then removes the post.
+    mem.publish(&delete_of(3));
+    let did = bridge.wait(5).await;
+    assert_eq!(did[4], Did::Edit(post_ids.clone(), vec!["Ann: line 5".into()]));
+    mem.publish(&delete_of(5));
+    let did = bridge.wait(6).await;
+    assert_eq!(did[5], Did::Delete(post_ids));
+}
+
+#[tokio::test(start_paused = true)]
+async fn records_land_before_the_ack_and_the_watermark_covers_what_was_handled() {
+    let mem = Memory::new();
+    let bridge = Recorder::new(None, 2000);
+    let _run = start(&mem, &bridge);
+    for n in 1..=3 {
+        mem.publish(&message(n, "hi"));
+    }
+    bridge.wait(3).await;
+    logged(&mem, "ack 3").await;
+    let log = mem.log();
+    for seq in 1..=3 {
+        let ack = log.iter().position(|l| *l == format!("ack {seq}")).unwrap();
+        let put = log.iter().position(|l| *l == format!("put src:in:m{seq}")).unwrap();
+        let mark = log
+            .iter()
+            .position(|l| l.strip_prefix("mark ").and_then(|s| s.parse::<u64>().ok()).is_some_and(|m| m >= seq))
+            .unwrap();
+        assert!(put < ack && mark < ack, "seq {seq}: {log:?}");
+    }
+    let scope = MarkScope {
+        stream: "epoch-1".into(),
+        room: "lobby".into(),
+    };
+    assert_eq!(mem.records.watermark("out", &scope).await.unwrap(), Some(3));
+    let rec = mem.records.get("out", "src:in:m2").await.unwrap().unwrap();
+    assert_eq!(rec.ids, vec!["101".to_string()]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_redelivery_below_the_watermark_is_not_posted_by_the_next_leader() {
+    let mem = Memory::new();
+    let first = Recorder::new(None, 2000);
+    let run = start(&mem, &first);
+    let events: Vec<ChatEvent> = (1..=3).map(|n| message(n, "hi")).collect();
+    for ev in &events {
+        mem.publish(ev);
+    }
+    first.wait(3).await;
+    logged(&mem, "ack 3").await;
+    run.stop.cancel();
+    run.task.await.unwrap();
+
+    // A new leader (no memory of the posts) is offered them again, as after a
+    // crash that lost the acks, plus one new message.
+    let second = Recorder::new(None, 2000);
+    let _run = start(&mem, &second);
+    for (i, ev) in events.iter().enumerate() {
+        mem.deliver_again(i as u64 + 1, ev, 2);
+    }
+    mem.publish(&message(4, "new"));
+    let did = second.wait(1).await;
+    assert_eq!(did, vec![Did::Post(vec!["Ann: new".into()])]);
+    logged(&mem, "ack 4").await;
+    assert_eq!(second.did().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_split_post_that_fails_at_part_two_resumes_there() {
+    let mem = Memory::new();
+    let bridge = Recorder::new(None, 20);
+    bridge.then(Script::AcceptThenRetry(1));
+    bridge.then(Script::Retry);
+    let _run = start(&mem, &bridge);
+    mem.publish(&message(1, "aaaa bbbb cccc dddd eeee ffff gggg"));
+    let did = bridge.wait(2).await;
+    let Did::Post(first) = &did[0] else { panic!() };
+    let Did::Post(rest) = &did[1] else { panic!() };
+    assert_eq!(first.len(), 1, "{did:?}");
+    assert!(!rest.contains(&first[0]), "part one posted again: {did:?}");
+    let all: Vec<&String> = first.iter().chain(rest).collect();
+    assert_eq!(all.len(), 3, "{did:?}");
+    logged(&mem, "ack 1").await;
+    // The record holds every part's id, the first attempt's included.
+    let rec = mem.records.get("out", "src:in:m1").await.unwrap().unwrap();
+    assert_eq!(rec.ids.len(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_429_waits_exactly_its_retry_after() {
+    let mem = Memory::new();
+    let bridge = Recorder::new(None, 2000);
+    bridge.then(Script::RateLimited(Duration::from_millis(1500)));
+    let _run = start(&mem, &bridge);
+    let t0 = Instant::now();
+    mem.publish(&message(1, "slow down"));
+    bridge.wait(1).await;
+    assert_eq!(bridge.times()[0] - t0, Duration::from_millis(1500));
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_lease_passes_on_a_stop_at_once_and_on_a_crash_after_it_expires() {
+    let mem = Memory::new();
+    let a = Recorder::new(None, 2000);
+    let b = Recorder::new(None, 2000);
+    let run_a = start(&mem, &a);
+    // Let A take the lease before B asks.
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let run_b = start(&mem, &b);
+    mem.publish(&message(1, "one"));
+    a.wait(1).await;
+    assert!(b.did().is_empty());
+
+    // A stops: it gives the lease up, and B (polling every TTL/3) takes over.
+    let stopped = Instant::now();
+    run_a.stop.cancel();
+    run_a.task.await.unwrap();
+    mem.publish(&message(2, "two"));
+    b.wait(1).await;
+    assert!(b.times()[0] - stopped <= LEASE_TTL / 3 + Duration::from_millis(100));
+
+    // B crashes (no release): C gets the lease only once it expired.
+    let c = Recorder::new(None, 2000);
+    let crashed = Instant::now();
+    run_b.task.abort();
+    let _ = run_b.task.await;
+    let _run_c = start(&mem, &c);
+    mem.publish(&message(3, "three"));
+    c.wait(1).await;
+    let waited = c.times()[0] - crashed;
+    assert!(waited >= LEASE_TTL - LEASE_TTL / 3, "took over after {waited:?}");
+    assert!(waited <= LEASE_TTL + LEASE_TTL / 3 + Duration::from_millis(100));
+    assert_eq!(c.did(), vec![Did::Post(vec!["Ann: three".into()])]);
+}

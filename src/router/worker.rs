@@ -1,0 +1,357 @@
+//! The worker of one outbound channel: delivers the channel's events strictly
+//! in stream order, paced to the platform's limit, coalescing a backlog,
+//! retrying failures (a 429 after exactly its retry-after, anything else with
+//! backoff), resuming a split post at the part that failed, and skipping what
+//! an earlier delivery (crash, failover) already posted.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::Records;
+use super::coalesce::{self, MemberChange};
+use super::ledger::Ledger;
+use super::recent::Recent;
+use super::tracker::{Inflight, Tracker};
+use crate::backoff::Backoff;
+use crate::bridge::{Action, Bridge, DeliverError, Delivery, Posted};
+use crate::bus::MarkScope;
+use crate::event::{ChatEvent, EventKind};
+use crate::ratelimit::Limiter;
+
+/// A unit of work for one channel worker.
+pub struct Item {
+    pub event: Arc<ChatEvent>,
+    pub tracker: Arc<Tracker>,
+    /// JetStream delivered it before: check the records before posting.
+    pub redelivered: bool,
+    pub received: Instant,
+}
+
+pub struct Worker {
+    pub bridge: Arc<dyn Bridge>,
+    pub channel: String,
+    pub records: Arc<dyn Records>,
+    pub inflight: Inflight,
+    pub limiter: Limiter,
+    pub hard_stop: CancellationToken,
+    pub recent: Recent,
+    pub ledger: Ledger,
+    /// Where this channel's watermark holds.
+    pub scope: Arc<MarkScope>,
+    /// The channel's stored watermark, read at the first redelivery.
+    pub watermark: Option<u64>,
+}
+
+/// What one delivery does to the channel.
+enum Plan {
+    Post,
+    Edit,
+    /// Edit a coalesced post to drop a deleted member's line.
+    Shrink(Posted),
+    Delete,
+}
+
+impl Worker {
+    pub async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Item>) {
+        let mut queue: VecDeque<Item> = VecDeque::new();
+        let mut closed = false;
+        loop {
+            while let Ok(item) = rx.try_recv() {
+                queue.push_back(item);
+            }
+            if queue.is_empty() {
+                if closed {
+                    break;
+                }
+                tokio::select! {
+                    item = rx.recv() => match item {
+                        Some(item) => queue.push_back(item),
+                        None => closed = true,
+                    },
+                    _ = self.hard_stop.cancelled() => break,
+                }
+                continue;
+            }
+            let wait = self.limiter.delay(Instant::now());
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = self.hard_stop.cancelled() => break,
+                }
+                // More may have queued meanwhile: coalesce with it.
+                continue;
+            }
+            let batch = coalesce::take_batch(self.bridge.as_ref(), &self.channel, &mut queue);
+            if !self.deliver(batch).await {
+                break;
+            }
+        }
+        // Stopped with work left: hand it back to JetStream.
+        for item in queue
+            .drain(..)
+            .chain(std::iter::from_fn(|| rx.try_recv().ok()))
+        {
+            item.tracker.abandon(&self.inflight).await;
+        }
+        // What was posted is recorded and acked before the worker ends.
+        self.ledger.finish().await;
+    }
+
+    /// Deliver a batch (one event, or several coalesced into one post). Returns
+    /// false when stopped before it was done.
+    async fn deliver(&mut self, mut batch: Vec<(Item, Vec<String>)>) -> bool {
+        // Skip what an earlier delivery already posted (crash, failover, NATS
+        // restart). Our own recent posts are always checked (memory is cheap, and
+        // a NATS crash can lose the consumer's record of what it delivered); the
+        // records only for what JetStream says it delivered before.
+        let known = |w: &Self, i: &Item| w.recent.get(&w.channel, &i.event.id).is_some();
+        if batch.iter().any(|(i, _)| i.redelivered || known(self, i)) {
+            let mut kept = Vec::with_capacity(batch.len());
+            for (item, parts) in batch {
+                let seen =
+                    known(self, &item) || (item.redelivered && self.delivered_before(&item).await);
+                if seen {
+                    tracing::debug!(event_id = %item.event.id, "already delivered");
+                    item.tracker.done(&self.inflight).await;
+                } else {
+                    kept.push((item, parts));
+                }
+            }
+            batch = kept;
+            if batch.is_empty() {
+                return true;
+            }
+        }
+        let ev = batch[0].0.event.clone();
+        let spec = self.bridge.spec();
+        // The copy this event refers to, in this channel.
+        let referenced = match ev.kind {
+            EventKind::Message => ev.reply_to.as_deref(),
+            EventKind::Edit | EventKind::Delete => ev.target.as_deref(),
+        };
+        let reference = match referenced {
+            Some(id) => self.lookup(id).await,
+            None => None,
+        };
+        let plan = match (ev.kind, &reference) {
+            (EventKind::Message, _) => Plan::Post,
+            // Nothing of ours to edit or delete in this channel.
+            (_, None) => return self.skip(&batch[0].0).await,
+            (EventKind::Edit, Some(_)) if !spec.can_edit => return self.skip(&batch[0].0).await,
+            (kind, Some(r)) => {
+                let target = ev.target.as_deref().unwrap_or_default();
+                match coalesce::member_change(r, kind, target, spec.can_edit) {
+                    Some(MemberChange::Ignore) => return self.skip(&batch[0].0).await,
+                    Some(MemberChange::Shrink(p)) => Plan::Shrink(p),
+                    Some(MemberChange::DeleteAll) => Plan::Delete,
+                    None if kind == EventKind::Edit => Plan::Edit,
+                    None => Plan::Delete,
+                }
+            }
+        };
+        let parts: Vec<String> = match &plan {
+            Plan::Shrink(p) => {
+                let lines = p.combined.as_ref().map(|c| c.lines.join(spec.joiner));
+                vec![lines.unwrap_or_default()]
+            }
+            _ if batch.len() == 1 => batch[0].1.clone(),
+            _ => vec![
+                batch
+                    .iter()
+                    .map(|(_, p)| p[0].as_str())
+                    .collect::<Vec<_>>()
+                    .join(spec.joiner),
+            ],
+        };
+        let Some(posted) = self
+            .attempt(&ev, &plan, &parts, reference.as_ref(), batch.len() > 1)
+            .await
+        else {
+            for (item, _) in &batch {
+                item.tracker.abandon(&self.inflight).await;
+            }
+            return false;
+        };
+        let now = Instant::now();
+        for _ in 0..parts.len().max(1) {
+            self.limiter.record(now);
+        }
+        self.settle(batch, &plan, posted).await
+    }
+
+    /// Deliver until the platform accepts (or rejects for good); `None` when
+    /// stopped first. A split post that fails at part k resumes at part k.
+    async fn attempt(
+        &mut self,
+        ev: &ChatEvent,
+        plan: &Plan,
+        parts: &[String],
+        reference: Option<&Posted>,
+        combined: bool,
+    ) -> Option<Option<Posted>> {
+        let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
+        let mut done = Posted::default();
+        let mut sent = 0;
+        loop {
+            let action = match (plan, reference) {
+                (Plan::Post, _) => Action::Post {
+                    parts: &parts[sent..],
+                    first: sent,
+                    reply_to: reference,
+                },
+                (Plan::Edit, Some(target)) => Action::Edit { target, parts },
+                (Plan::Shrink(_), Some(target)) => Action::Edit { target, parts },
+                (Plan::Delete, Some(target)) => Action::Delete { target },
+                // Edits and deletes are planned only with a reference.
+                (_, None) => return Some(None),
+            };
+            let delivery = Delivery {
+                channel: &self.channel,
+                event: ev,
+                action,
+                combined,
+            };
+            let failure = match self.bridge.deliver(delivery).await {
+                Ok(posted) => {
+                    done.extend(posted);
+                    return Some(Some(done));
+                }
+                Err(f) => f,
+            };
+            if matches!(plan, Plan::Post) && failure.accepted > 0 {
+                sent = (sent + failure.accepted).min(parts.len());
+                done.extend(failure.partial);
+                tracing::debug!(event_id = %ev.id, parts_accepted = sent, "part of a split post accepted");
+                if sent == parts.len() {
+                    return Some(Some(done));
+                }
+            }
+            let wait = match failure.error {
+                DeliverError::Reject(reason) => {
+                    tracing::error!(event_id = %ev.id, %reason, "delivery rejected, skipping");
+                    self.count_failure("rejected");
+                    // Parts already on the platform stay reachable for deletes.
+                    return Some((sent > 0).then_some(done));
+                }
+                DeliverError::RateLimited(after) => {
+                    tracing::warn!(event_id = %ev.id, retry_after = ?after, "rate limited by platform");
+                    self.count_failure("rate_limited");
+                    self.limiter.block_for(Instant::now(), after);
+                    after
+                }
+                DeliverError::Retry(reason) => {
+                    let d = backoff.next_delay();
+                    tracing::warn!(event_id = %ev.id, %reason, retry_in = ?d, "delivery failed, retrying");
+                    self.count_failure("retry");
+                    d
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.hard_stop.cancelled() => return None,
+            }
+        }
+    }
+
+    /// Count, remember and record what a delivery posted; false when stopped.
+    async fn settle(
+        &mut self,
+        batch: Vec<(Item, Vec<String>)>,
+        plan: &Plan,
+        posted: Option<Posted>,
+    ) -> bool {
+        let bridge = self.bridge.name().to_string();
+        // A shrunk coalesced post: its remaining members' records follow.
+        if let (Plan::Shrink(updated), Some(_)) = (plan, &posted) {
+            for member in updated.combined.iter().flat_map(|c| c.members.iter()) {
+                self.recent.insert(&self.channel, member, updated);
+                if let Err(e) = self.records.put(&self.channel, member, updated).await {
+                    tracing::warn!(event_id = %member, error = %e, "cannot update a coalesced post's record");
+                }
+            }
+        }
+        let posted = posted.map(|mut p| {
+            if batch.len() > 1 {
+                p.combined = Some(coalesce::combined(&batch));
+            }
+            p
+        });
+        let n = batch.len();
+        for (item, _) in batch {
+            if let Some(posted) = &posted {
+                self.recent.insert(&self.channel, &item.event.id, posted);
+                let latency = (chrono::Utc::now() - item.event.ts)
+                    .to_std()
+                    .unwrap_or_default();
+                metrics::histogram!("jetbridge_relay_latency_seconds", "bridge" => bridge.clone())
+                    .record(latency.as_secs_f64());
+            }
+            tracing::debug!(event_id = %item.event.id, "delivered");
+            metrics::counter!("jetbridge_messages_out_total", "bridge" => bridge.clone(), "room" => item.event.room.clone(), "kind" => item.event.kind.as_str())
+                .increment(1);
+            // Record, then ack: a redelivery after a crash in between finds the
+            // record. Both run beside the next deliveries, so the channel does not
+            // wait a NATS round trip per post; order between posts is unaffected.
+            let record = posted
+                .as_ref()
+                .filter(|p| p.can_be_referenced())
+                .map(|p| (item.event.id.clone(), p.clone()));
+            if !self.ledger.add(item.tracker.clone(), record).await {
+                return false;
+            }
+        }
+        if n > 1 {
+            tracing::info!(messages = n, "coalesced a backlog into one post");
+            metrics::counter!("jetbridge_coalesced_total", "bridge" => bridge).increment(n as u64);
+        }
+        true
+    }
+
+    /// Nothing to do for this item here: it counts as handled.
+    async fn skip(&self, item: &Item) -> bool {
+        item.tracker.done(&self.inflight).await;
+        true
+    }
+
+    /// Whether a redelivered item was handled before (by us or a predecessor):
+    /// at or below the channel's watermark, or with a record.
+    async fn delivered_before(&mut self, item: &Item) -> bool {
+        if self.watermark.is_none() {
+            match self.records.watermark(&self.channel, &self.scope).await {
+                Ok(w) => self.watermark = Some(w.unwrap_or(0)),
+                // Unknown for now: the records may still tell; asked again next time.
+                Err(e) => tracing::warn!(error = %e, "cannot read the channel's watermark"),
+            }
+        }
+        if self.watermark.is_some_and(|w| item.tracker.seq <= w) {
+            return true;
+        }
+        matches!(
+            self.records.get(&self.channel, &item.event.id).await,
+            Ok(Some(_))
+        )
+    }
+
+    async fn lookup(&self, event_id: &str) -> Option<Posted> {
+        if let Some(p) = self.recent.get(&self.channel, event_id) {
+            return Some(p);
+        }
+        match self.records.get(&self.channel, event_id).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(event_id, error = %e, "record lookup failed");
+                None
+            }
+        }
+    }
+
+    fn count_failure(&self, reason: &'static str) {
+        metrics::counter!("jetbridge_delivery_failures_total", "bridge" => self.bridge.name().to_string(), "reason" => reason)
+            .increment(1);
+    }
+}

@@ -23,6 +23,8 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
+use super::platform::{Change, FakePlatform, Post};
+
 pub const BOT_ID: &str = "900000000000000001";
 pub const APP_ID: &str = "900000000000000002";
 pub const GUILD_ID: &str = "900000000000000003";
@@ -434,10 +436,12 @@ async fn rest_handler(
         ),
     };
     let failed = !answer.0.is_success();
-    st.requests
-        .lock()
-        .await
-        .push(record(failed.then_some(answer.0.as_u16())));
+    let mut req = record(failed.then_some(answer.0.as_u16()));
+    if is_post_message && !failed {
+        // The id the post got, for tests that follow its edits and deletes.
+        req.body["_id"] = answer.1["id"].clone();
+    }
+    st.requests.lock().await.push(req);
     st.changed.notify_waiters();
     if answer.1.is_null() {
         return answer.0.into_response();
@@ -527,4 +531,150 @@ async fn gateway_conn(
     }
     drop(out_tx);
     let _ = writer.await;
+}
+
+/// A user id for a display name (stable, so the same name is the same user).
+pub fn user_id(name: &str) -> String {
+    let n: u64 = name
+        .bytes()
+        .fold(7, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    format!("5{:017}", n % 100_000_000_000_000_000)
+}
+
+fn user_json(name: &str) -> Value {
+    json!({"id": user_id(name), "username": name.to_lowercase(), "global_name": name,
+           "discriminator": "0", "avatar": null, "bot": false})
+}
+
+pub const CONFORMANCE_TOKEN: &str = "discord-bot-token-sekrit";
+
+#[async_trait::async_trait]
+impl FakePlatform for FakeDiscord {
+    const NAME: &'static str = "discord";
+
+    async fn start() -> Self {
+        FakeDiscord::start(CONFORMANCE_TOKEN).await
+    }
+
+    fn section(&self) -> String {
+        format!(
+            "token = \"{}\"\napi_url = \"{}\"\nrate_limit = false",
+            self.token,
+            self.api_url()
+        )
+    }
+
+    fn channels(&self) -> [String; 2] {
+        ["111111111111111111".into(), "222222222222222222".into()]
+    }
+
+    async fn wait_connected(&self, timeout: Duration) {
+        self.wait_identified(timeout).await;
+    }
+
+    async fn say(&self, channel: &str, user: &str, text: &str) -> String {
+        self.user_message(channel, &user_id(user), user, text, json!({}))
+            .await
+    }
+
+    async fn echo(&self, channel: &str, text: &str) {
+        let d = message_json(&self.snowflake(), channel, bot_user(), text);
+        self.dispatch("MESSAGE_CREATE", d).await;
+    }
+
+    async fn edit(&self, channel: &str, user: &str, id: &str, text: &str) {
+        self.dispatch(
+            "MESSAGE_UPDATE",
+            json!({"id": id, "channel_id": channel, "guild_id": GUILD_ID, "content": text,
+                   "edited_timestamp": "2026-11-23T10:05:00.000000+00:00", "author": user_json(user)}),
+        )
+        .await;
+    }
+
+    async fn delete(&self, channel: &str, _user: &str, id: &str) {
+        self.dispatch(
+            "MESSAGE_DELETE",
+            json!({"id": id, "channel_id": channel, "guild_id": GUILD_ID}),
+        )
+        .await;
+    }
+
+    async fn posts(&self, channel: &str) -> Vec<Post> {
+        self.posts(channel)
+            .await
+            .into_iter()
+            .filter(|r| r.body.get("_status").is_none())
+            .map(|r| Post {
+                id: r.body["_id"].as_str().map(str::to_string),
+                name: r.body["username"].as_str().map(str::to_string),
+                text: r.body["content"].as_str().unwrap_or("").to_string(),
+                raw: r.body,
+            })
+            .collect()
+    }
+
+    async fn wait_posts(&self, channel: &str, n: usize, timeout: Duration) -> Vec<Post> {
+        self.wait_posts(channel, n, timeout).await;
+        FakePlatform::posts(self, channel).await
+    }
+
+    async fn attempts(&self, channel: &str) -> Vec<(Instant, bool)> {
+        self.posts(channel)
+            .await
+            .into_iter()
+            .map(|r| (r.at, r.body.get("_status").is_none()))
+            .collect()
+    }
+
+    async fn changes(&self, channel: &str) -> Vec<Change> {
+        self.requests()
+            .await
+            .into_iter()
+            .filter(|r| r.channel.as_deref() == Some(channel) && r.body.get("_status").is_none())
+            .filter_map(|r| {
+                let id = r.path.split("/messages/").nth(1)?.to_string();
+                match r.method.as_str() {
+                    "PATCH" => Some(Change::Edit {
+                        id,
+                        text: r.body["content"].as_str().unwrap_or("").to_string(),
+                    }),
+                    "DELETE" => Some(Change::Delete { id }),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    async fn rate_limit(&self, n: usize, after: Duration) {
+        self.fail_next(
+            n,
+            429,
+            json!({"message": "You are being rate limited.", "retry_after": after.as_secs_f64(), "global": false}),
+        )
+        .await;
+    }
+
+    async fn outage(&self, d: Duration) {
+        self.down_for(d, 503).await;
+    }
+
+    fn live(post: &Post) -> Option<String> {
+        if post.raw["allowed_mentions"] != json!({"parse": []}) {
+            return Some(format!(
+                "allowed_mentions is {}",
+                post.raw["allowed_mentions"]
+            ));
+        }
+        let t = post.text.to_lowercase();
+        if t.contains("@everyone") || t.contains("@here") {
+            return Some("pings everyone".into());
+        }
+        let bytes = post.text.as_bytes();
+        for (i, w) in bytes.windows(2).enumerate() {
+            if w[0] == b'<' && matches!(w[1], b'@' | b'#') && (i == 0 || bytes[i - 1] != b'\\') {
+                return Some("raw mention syntax".into());
+            }
+        }
+        None
+    }
 }

@@ -20,6 +20,8 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, Notify, mpsc};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
+use super::platform::{Change, FakePlatform, Post};
+
 pub const BOT_TOKEN: &str = "xoxb-fake-bot-token";
 pub const APP_TOKEN: &str = "xapp-fake-app-token";
 pub const BOT_USER: &str = "UBOT0001";
@@ -39,6 +41,8 @@ struct St {
     calls: Mutex<Vec<Call>>,
     failures: Mutex<VecDeque<(u16, Value)>>,
     refuse_customize: AtomicBool,
+    /// Posts fail with this status until then (an outage).
+    down_until: std::sync::Mutex<Option<(Instant, u16)>>,
     sockets: Mutex<Vec<mpsc::UnboundedSender<String>>>,
     acks: Mutex<Vec<String>>,
     connections: AtomicU64,
@@ -97,6 +101,11 @@ impl FakeSlack {
         for _ in 0..n {
             f.push_back((status, body.clone()));
         }
+    }
+
+    /// Fail every post with `status` for `d`.
+    pub fn down_for(&self, d: Duration, status: u16) {
+        *self.st.down_until.lock().unwrap() = Some((Instant::now() + d, status));
     }
 
     /// Answer posts with a custom name with `missing_scope`.
@@ -298,8 +307,17 @@ async fn api_handler(
     } else if token != BOT_TOKEN {
         (200, json!({"ok": false, "error": "invalid_auth"}))
     } else {
+        let outage = match *st.down_until.lock().unwrap() {
+            Some((until, status)) if Instant::now() < until => {
+                Some((status, json!({"ok": false, "error": "service_unavailable"})))
+            }
+            _ => None,
+        };
         let scripted = if method == "chat.postMessage" {
-            st.failures.lock().await.pop_front()
+            match outage {
+                Some(o) => Some(o),
+                None => st.failures.lock().await.pop_front(),
+            }
         } else {
             None
         };
@@ -368,6 +386,10 @@ async fn api_handler(
             }
         }
     };
+    if method == "chat.postMessage" && answer["ok"] == true {
+        // The ts the post got, for tests that follow its edits and deletes.
+        p["_ts"] = answer["ts"].clone();
+    }
     st.calls.lock().await.push(Call {
         method,
         params: p,
@@ -418,4 +440,146 @@ async fn socket_conn(sock: tokio::net::TcpStream, st: Arc<St>) {
     drop(out_tx);
     writer.abort();
     st.changed.notify_waiters();
+}
+
+/// The user id the fake's `users.info` knows by `name` (others are "Someone").
+pub fn user_id(name: &str) -> &'static str {
+    match name {
+        "Ann" => "U0001",
+        "Zoe" => "U0002",
+        _ => "U0099",
+    }
+}
+
+#[async_trait::async_trait]
+impl FakePlatform for FakeSlack {
+    const NAME: &'static str = "slack";
+
+    async fn start() -> Self {
+        FakeSlack::start().await
+    }
+
+    fn section(&self) -> String {
+        format!(
+            "app_token = \"{APP_TOKEN}\"\nbot_token = \"{BOT_TOKEN}\"\napi_url = \"{}\"\nrate_limit = false",
+            self.api_url()
+        )
+    }
+
+    fn channels(&self) -> [String; 2] {
+        ["C0001".into(), "C0002".into()]
+    }
+
+    async fn wait_connected(&self, timeout: Duration) {
+        self.wait_connected(0, timeout).await;
+    }
+
+    async fn say(&self, channel: &str, user: &str, text: &str) -> String {
+        let ts = self.next_ts();
+        self.send_event(message(channel, user_id(user), text, &ts))
+            .await;
+        ts
+    }
+
+    async fn echo(&self, channel: &str, text: &str) {
+        let ts = self.next_ts();
+        self.send_event(
+            json!({"type": "message", "subtype": "bot_message", "channel": channel,
+            "bot_id": BOT_ID, "user": BOT_USER, "username": "Ann (web)", "text": text, "ts": ts,
+            "channel_type": "channel", "event_ts": ts}),
+        )
+        .await;
+    }
+
+    async fn edit(&self, channel: &str, user: &str, id: &str, text: &str) {
+        let ts = self.next_ts();
+        self.send_event(
+            json!({"type": "message", "subtype": "message_changed", "channel": channel,
+            "ts": ts, "hidden": true, "channel_type": "channel",
+            "message": {"type": "message", "user": user_id(user), "text": text, "ts": id,
+                        "edited": {"user": user_id(user), "ts": ts}}}),
+        )
+        .await;
+    }
+
+    async fn delete(&self, channel: &str, user: &str, id: &str) {
+        let ts = self.next_ts();
+        self.send_event(
+            json!({"type": "message", "subtype": "message_deleted", "channel": channel,
+            "ts": ts, "hidden": true, "deleted_ts": id, "channel_type": "channel",
+            "previous_message": {"type": "message", "user": user_id(user), "text": "", "ts": id}}),
+        )
+        .await;
+    }
+
+    async fn posts(&self, channel: &str) -> Vec<Post> {
+        self.calls()
+            .await
+            .into_iter()
+            .filter(|c| {
+                c.method == "chat.postMessage"
+                    && c.params["channel"] == channel
+                    && c.params.get("_ts").is_some()
+            })
+            .map(|c| Post {
+                id: c.params["_ts"].as_str().map(str::to_string),
+                name: c.params["username"].as_str().map(str::to_string),
+                text: c.params["text"].as_str().unwrap_or("").to_string(),
+                raw: c.params,
+            })
+            .collect()
+    }
+
+    async fn wait_posts(&self, channel: &str, n: usize, timeout: Duration) -> Vec<Post> {
+        self.wait_posts(channel, n, timeout).await;
+        FakePlatform::posts(self, channel).await
+    }
+
+    async fn attempts(&self, channel: &str) -> Vec<(Instant, bool)> {
+        self.calls()
+            .await
+            .into_iter()
+            .filter(|c| c.method == "chat.postMessage" && c.params["channel"] == channel)
+            .map(|c| (c.at, c.params.get("_ts").is_some()))
+            .collect()
+    }
+
+    async fn changes(&self, channel: &str) -> Vec<Change> {
+        self.calls()
+            .await
+            .into_iter()
+            .filter(|c| c.params["channel"] == channel && c.status == 200)
+            .filter_map(|c| {
+                let id = c.params["ts"].as_str()?.to_string();
+                match c.method.as_str() {
+                    "chat.update" => Some(Change::Edit {
+                        id,
+                        text: c.params["text"].as_str().unwrap_or("").to_string(),
+                    }),
+                    "chat.delete" => Some(Change::Delete { id }),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
+    async fn rate_limit(&self, n: usize, after: Duration) {
+        self.fail_next(
+            n,
+            429,
+            json!({"ok": false, "error": "ratelimited", "retry_after": after.as_secs()}),
+        )
+        .await;
+    }
+
+    async fn outage(&self, d: Duration) {
+        self.down_for(d, 503);
+    }
+
+    fn live(post: &Post) -> Option<String> {
+        ["<!", "<@", "<#"]
+            .iter()
+            .find(|m| post.text.contains(**m))
+            .map(|m| format!("contains {m}"))
+    }
 }

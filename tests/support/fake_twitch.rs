@@ -13,6 +13,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Notify, mpsc};
 
+use super::platform::{Change, FakePlatform, Post};
+
 /// A connection's writer and the channels it joined.
 type Conn = (mpsc::UnboundedSender<String>, HashSet<String>);
 
@@ -26,6 +28,8 @@ struct State {
     conns: Mutex<HashMap<usize, Conn>>,
     accepted: AtomicUsize,
     reject_login: AtomicBool,
+    /// Connections are closed as soon as they are accepted until then (an outage).
+    down_until: std::sync::Mutex<Option<std::time::Instant>>,
     changed: Notify,
 }
 
@@ -50,6 +54,15 @@ impl FakeTwitch {
         let st = state.clone();
         tokio::spawn(async move {
             while let Ok((sock, _)) = listener.accept().await {
+                let down = st
+                    .down_until
+                    .lock()
+                    .unwrap()
+                    .is_some_and(|t| std::time::Instant::now() < t);
+                if down {
+                    drop(sock);
+                    continue;
+                }
                 let id = st.accepted.fetch_add(1, Ordering::SeqCst);
                 st.changed.notify_waiters();
                 tokio::spawn(serve(sock, id, st.clone()));
@@ -79,6 +92,12 @@ impl FakeTwitch {
     /// Close every client connection (as a server restart would).
     pub async fn drop_connections(&self) {
         self.state.conns.lock().await.clear();
+    }
+
+    /// Go away for `d`: close every connection and refuse new ones meanwhile.
+    pub async fn down_for(&self, d: Duration) {
+        *self.state.down_until.lock().unwrap() = Some(std::time::Instant::now() + d);
+        self.drop_connections().await;
     }
 
     /// PRIVMSGs received, with their arrival times.
@@ -359,4 +378,94 @@ async fn serve(sock: tokio::net::TcpStream, index: usize, st: Arc<State>) {
     drop(tx);
     let _ = writer.await;
     st.changed.notify_waiters();
+}
+
+#[async_trait::async_trait]
+impl FakePlatform for FakeTwitch {
+    const NAME: &'static str = "twitch";
+
+    async fn start() -> Self {
+        FakeTwitch::start().await
+    }
+
+    fn section(&self) -> String {
+        format!(
+            "login = \"relaybot\"\ntoken = \"oauth:s3cr3t-token\"\nserver = \"{}\"\ntls = false\nrate_limit = false",
+            self.server()
+        )
+    }
+
+    fn channels(&self) -> [String; 2] {
+        ["#alpha".into(), "#beta".into()]
+    }
+
+    async fn wait_connected(&self, timeout: Duration) {
+        self.wait_joined(&["#alpha", "#beta"], timeout).await;
+    }
+
+    async fn say(&self, channel: &str, user: &str, text: &str) -> String {
+        self.privmsg(channel, &user.to_lowercase(), user, text)
+            .await
+    }
+
+    async fn echo(&self, channel: &str, text: &str) {
+        self.privmsg(channel, "relaybot", "RelayBot", text).await;
+    }
+
+    async fn edit(&self, _: &str, _: &str, _: &str, _: &str) {
+        panic!("Twitch has no edits");
+    }
+
+    async fn delete(&self, channel: &str, user: &str, id: &str) {
+        self.clearmsg(channel, &user.to_lowercase(), id, "").await;
+    }
+
+    async fn posts(&self, channel: &str) -> Vec<Post> {
+        self.sent(channel)
+            .await
+            .into_iter()
+            .map(|text| Post {
+                id: None,
+                name: None,
+                raw: serde_json::Value::String(text.clone()),
+                text,
+            })
+            .collect()
+    }
+
+    async fn wait_posts(&self, channel: &str, n: usize, timeout: Duration) -> Vec<Post> {
+        self.wait_sent(channel, n, timeout).await;
+        FakePlatform::posts(self, channel).await
+    }
+
+    async fn attempts(&self, channel: &str) -> Vec<(std::time::Instant, bool)> {
+        self.timed_privmsgs()
+            .await
+            .into_iter()
+            .filter(|(_, s)| s.channel == channel)
+            .map(|(t, _)| (t, true))
+            .collect()
+    }
+
+    async fn changes(&self, _: &str) -> Vec<Change> {
+        Vec::new()
+    }
+
+    async fn rate_limit(&self, _: usize, _: Duration) {
+        panic!("IRC has no 429");
+    }
+
+    async fn outage(&self, d: Duration) {
+        self.down_for(d).await;
+    }
+
+    fn live(post: &Post) -> Option<String> {
+        if post.text.starts_with('/') || post.text.starts_with('.') {
+            return Some("runs as a command".into());
+        }
+        if post.text.contains(['\r', '\n', '\0']) {
+            return Some("has a line break".into());
+        }
+        None
+    }
 }

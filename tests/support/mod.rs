@@ -3,11 +3,13 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod config;
 pub mod fake_discord;
 pub mod fake_slack;
 pub mod fake_twitch;
 pub mod http;
 pub mod nats;
+pub mod platform;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;

@@ -1,121 +1,181 @@
-//! The gateway side, on serenity: its event handler turns dispatches into chat
-//! events (messages, edits, deletes) and reports the session's state, and
-//! serenity's errors are told apart (a refused token, a refused intent, the
-//! rest).
+//! The gateway side, on serenity, on a thread of its own.
+//!
+//! serenity hands each gateway event to a task of its own, and on a
+//! multi-threaded runtime those tasks start in no set order: an edit could
+//! overtake its message, a delete its edit. So the client runs on a
+//! current-thread runtime, whose tasks start in the order they were spawned,
+//! and its handler does nothing but put each event, at once, on one ordered
+//! channel that the bridge reads. Whether the session is live is read from
+//! serenity's shard manager (a dropped or restarting shard is not).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
+use serde_json::Value;
 use serenity::all::{
-    ChannelId, Context, EventHandler, GuildId, Message, MessageId, MessageUpdateEvent, Ready,
+    ChannelId, ConnectionStage, Context, Event, GatewayIntents, Message, MessageId,
+    MessageUpdateEvent, RawEventHandler, ShardManager,
 };
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 
-use super::{Me, Shared};
-use crate::bridge::{BridgeError, Inbound, StatusReporter};
-use crate::event::{Author, ChatEvent};
+use super::Me;
+use crate::bridge::BridgeError;
 
-/// serenity's event handler for one bridge.
-pub struct Handler {
-    pub shared: Arc<Shared>,
-    pub inbound: Inbound,
-    pub status: StatusReporter,
-}
-
-#[async_trait]
-impl EventHandler for Handler {
-    async fn ready(&self, _ctx: Context, ready: Ready) {
-        *self.shared.me.write().await = Some(Me {
-            user_id: ready.user.id.get(),
-            application_id: ready.application.id.get(),
-        });
-        tracing::info!(user = %ready.user.name, "discord ready");
-        self.status.connected();
-    }
-
-    async fn message(&self, _ctx: Context, msg: Message) {
-        if let Some(ev) = self.shared.message_event(&msg).await {
-            self.inbound.publish(ev).await;
-        }
-    }
-
-    async fn message_update(
-        &self,
-        _ctx: Context,
-        _old: Option<Message>,
-        _new: Option<Message>,
-        ev: MessageUpdateEvent,
-    ) {
-        // An update without new content (embeds resolved, pins) is not an edit.
-        let (Some(content), Some(edited)) = (ev.content.clone(), ev.edited_timestamp) else {
-            return;
-        };
-        if let Some(author) = &ev.author
-            && let Some(me) = *self.shared.me.read().await
-            && author.id.get() == me.user_id
-        {
-            return;
-        }
-        if let Some(Some(w)) = ev.webhook_id
-            && self.shared.is_own_webhook(&w.to_string()).await
-        {
-            return;
-        }
-        // Resolve mentions as for a new message.
-        let mentions = ev.mentions.clone().unwrap_or_default();
-        let (text, _) = self
-            .shared
-            .to_common(&content, &mentions, ev.guild_id)
-            .await;
-        let author = ev.author.as_ref().map(|a| Author {
-            id: a.id.to_string(),
-            name: a.global_name.clone().unwrap_or_else(|| a.name.clone()),
-            avatar_url: Some(a.face()),
-            color: None,
-            bot: a.bot,
-        });
-        let edit = ChatEvent::edit(
-            &self.shared.name,
-            &ev.channel_id.to_string(),
-            &ev.id.to_string(),
-            &edited.to_string(),
-            author,
-            text,
-        );
-        self.inbound.publish(edit).await;
-    }
-
-    async fn message_delete(
-        &self,
-        _ctx: Context,
+/// What the gateway said, in the order it said it.
+pub enum GatewayEvent {
+    /// A new session (after IDENTIFY): what happened meanwhile was not sent.
+    Ready(Me),
+    /// The old session goes on (RESUME): nothing was missed.
+    Resumed,
+    Message(Box<Message>),
+    Update(Box<MessageUpdateEvent>),
+    Delete {
         channel: ChannelId,
         id: MessageId,
-        _guild: Option<GuildId>,
-    ) {
-        let ev = ChatEvent::delete(
-            &self.shared.name,
-            &channel.to_string(),
-            &id.to_string(),
-            None,
-        );
-        self.inbound.publish(ev).await;
-    }
-
-    async fn message_delete_bulk(
-        &self,
-        _ctx: Context,
+    },
+    DeleteBulk {
         channel: ChannelId,
         ids: Vec<MessageId>,
-        _guild: Option<GuildId>,
-    ) {
-        for id in ids {
-            let ev = ChatEvent::delete(
-                &self.shared.name,
-                &channel.to_string(),
-                &id.to_string(),
-                None,
-            );
-            self.inbound.publish(ev).await;
+    },
+    /// A dispatch serenity could not read into its types, as it came.
+    Unread {
+        kind: String,
+        value: Value,
+    },
+}
+
+struct Forward(mpsc::UnboundedSender<GatewayEvent>);
+
+#[async_trait]
+impl RawEventHandler for Forward {
+    async fn raw_event(&self, _ctx: Context, ev: Event) {
+        // No await before the send: the order of the tasks is the order here.
+        let out = match ev {
+            Event::Ready(r) => GatewayEvent::Ready(Me {
+                user_id: r.ready.user.id.get(),
+                application_id: r.ready.application.id.get(),
+            }),
+            Event::Resumed(_) => GatewayEvent::Resumed,
+            Event::MessageCreate(m) => GatewayEvent::Message(Box::new(m.message)),
+            Event::MessageUpdate(u) => GatewayEvent::Update(Box::new(u)),
+            Event::MessageDelete(d) => GatewayEvent::Delete {
+                channel: d.channel_id,
+                id: d.message_id,
+            },
+            Event::MessageDeleteBulk(d) => GatewayEvent::DeleteBulk {
+                channel: d.channel_id,
+                ids: d.ids,
+            },
+            Event::Unknown(u) => GatewayEvent::Unread {
+                kind: u.kind,
+                value: u.value,
+            },
+            _ => return,
+        };
+        let _ = self.0.send(out);
+    }
+}
+
+/// A running gateway client.
+pub struct Gateway {
+    pub events: mpsc::UnboundedReceiver<GatewayEvent>,
+    /// What `Client::start` returned, once it returns.
+    pub ended: oneshot::Receiver<Result<(), serenity::Error>>,
+    shards: Arc<ShardManager>,
+    stop: CancellationToken,
+}
+
+impl Gateway {
+    /// Start the client with `token` against `api_url` on a thread of its own.
+    pub async fn start(name: &str, api_url: &str, token: &str) -> Result<Gateway, BridgeError> {
+        let (tx, events) = mpsc::unbounded_channel();
+        let (ended_tx, ended) = oneshot::channel();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let stop = CancellationToken::new();
+        let thread_stop = stop.clone();
+        let http = serenity::http::HttpBuilder::new(token)
+            .proxy(api_url.trim_end_matches('/'))
+            .ratelimiter_disabled(true)
+            .build();
+        std::thread::Builder::new()
+            .name(format!("discord-{name}"))
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.to_string()));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let intents = GatewayIntents::GUILD_MESSAGES | GatewayIntents::MESSAGE_CONTENT;
+                    let client = serenity::all::ClientBuilder::new_with_http(http, intents)
+                        .raw_event_handler(Forward(tx))
+                        .await;
+                    let mut client = match client {
+                        Ok(c) => c,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e.to_string()));
+                            return;
+                        }
+                    };
+                    let shards = client.shard_manager.clone();
+                    if ready_tx.send(Ok(shards.clone())).is_err() {
+                        return;
+                    }
+                    let result = tokio::select! {
+                        r = client.start() => r,
+                        _ = thread_stop.cancelled() => {
+                            shards.shutdown_all().await;
+                            Ok(())
+                        }
+                    };
+                    let _ = ended_tx.send(result);
+                });
+            })
+            .map_err(|e| {
+                BridgeError::Connection(format!("cannot start the discord thread: {e}"))
+            })?;
+        let shards = ready_rx
+            .await
+            .map_err(|_| BridgeError::Connection("the discord thread ended at start".into()))?
+            .map_err(|e| BridgeError::Connection(format!("discord client: {e}")))?;
+        Ok(Gateway {
+            events,
+            ended,
+            shards,
+            stop,
+        })
+    }
+
+    /// Whether the session is live: every shard runs and is connected.
+    pub async fn connected(&self) -> Result<(), String> {
+        let runners = self.shards.runners.lock().await;
+        if runners.is_empty() {
+            return Err("gateway reconnecting".into());
         }
+        match runners
+            .values()
+            .find(|r| r.stage != ConnectionStage::Connected)
+        {
+            Some(r) => Err(format!("gateway {}", r.stage)),
+            None => Ok(()),
+        }
+    }
+
+    /// How often [`connected`](Self::connected) is worth asking.
+    pub const CHECK_EVERY: Duration = Duration::from_secs(1);
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        // The thread shuts its shards down and ends.
+        self.stop.cancel();
     }
 }
 

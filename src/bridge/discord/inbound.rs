@@ -3,7 +3,7 @@
 //! and reply reference; our own posts (bot user, our webhooks) recognised and
 //! left out.
 
-use serenity::all::{GuildId, Message};
+use serenity::all::{GuildId, Message, MessageUpdateEvent};
 
 use super::Shared;
 use super::rest::Auth;
@@ -173,5 +173,42 @@ impl Shared {
             });
         }
         Some(ev)
+    }
+
+    /// An edit as an event; `None` for updates that are not edits (embeds
+    /// resolved, pins) and for our own posts.
+    pub(super) async fn edit_event(&self, ev: &MessageUpdateEvent) -> Option<ChatEvent> {
+        let (Some(content), Some(edited)) = (ev.content.as_ref(), ev.edited_timestamp) else {
+            return None;
+        };
+        if let Some(author) = &ev.author
+            && let Some(me) = *self.me.read().await
+            && author.id.get() == me.user_id
+        {
+            return None;
+        }
+        if let Some(Some(w)) = ev.webhook_id
+            && self.is_own_webhook(&w.to_string()).await
+        {
+            return None;
+        }
+        // Resolve mentions as for a new message.
+        let mentions = ev.mentions.clone().unwrap_or_default();
+        let (text, _) = self.to_common(content, &mentions, ev.guild_id).await;
+        let author = ev.author.as_ref().map(|a| Author {
+            id: a.id.to_string(),
+            name: a.global_name.clone().unwrap_or_else(|| a.name.clone()),
+            avatar_url: Some(a.face()),
+            color: None,
+            bot: a.bot,
+        });
+        Some(ChatEvent::edit(
+            &self.name,
+            &ev.channel_id.to_string(),
+            &ev.id.to_string(),
+            &edited.to_string(),
+            author,
+            text,
+        ))
     }
 }

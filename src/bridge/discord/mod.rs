@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serenity::all::GatewayIntents;
 use tokio::sync::{Mutex, RwLock};
 
 use crate::bridge::{
@@ -103,6 +102,52 @@ impl Shared {
     }
 }
 
+impl DiscordBridge {
+    /// Turn one gateway event into chat events, in the gateway's order.
+    async fn on_gateway(&self, ev: gateway::GatewayEvent, ctx: &BridgeContext) {
+        use gateway::GatewayEvent as G;
+        let shared = &self.0;
+        match ev {
+            G::Ready(me) => {
+                *shared.me.write().await = Some(me);
+                tracing::info!("discord ready");
+            }
+            G::Resumed => tracing::info!("discord session resumed"),
+            G::Message(msg) => {
+                if let Some(ev) = shared.message_event(&msg).await {
+                    ctx.inbound.publish(ev).await;
+                }
+            }
+            G::Update(update) => {
+                if let Some(ev) = shared.edit_event(&update).await {
+                    ctx.inbound.publish(ev).await;
+                }
+            }
+            G::Delete { channel, id } => {
+                let ev =
+                    ChatEvent::delete(&shared.name, &channel.to_string(), &id.to_string(), None);
+                ctx.inbound.publish(ev).await;
+            }
+            G::DeleteBulk { channel, ids } => {
+                for id in ids {
+                    let ev = ChatEvent::delete(
+                        &shared.name,
+                        &channel.to_string(),
+                        &id.to_string(),
+                        None,
+                    );
+                    ctx.inbound.publish(ev).await;
+                }
+            }
+            G::Unread { kind, value } => {
+                let id = value["id"].as_str().unwrap_or("?").to_string();
+                ctx.inbound
+                    .unparsed(&id, &format!("a {kind} that serenity could not read"));
+            }
+        }
+    }
+}
+
 pub struct DiscordBridge(Arc<Shared>);
 
 #[async_trait]
@@ -174,29 +219,45 @@ impl Bridge for DiscordBridge {
                 ))
             });
         }
-        let http = serenity::http::HttpBuilder::new(&token)
-            .proxy(shared.cfg.api_url.trim_end_matches('/'))
-            .ratelimiter_disabled(true)
-            .build();
-        let intents = GatewayIntents::GUILD_MESSAGES | GatewayIntents::MESSAGE_CONTENT;
-        let handler = gateway::Handler {
-            shared: shared.clone(),
-            inbound: ctx.inbound.clone(),
-            status: ctx.status.clone(),
-        };
-        let mut client = serenity::all::ClientBuilder::new_with_http(http, intents)
-            .event_handler(handler)
-            .await
-            .map_err(|e| BridgeError::Connection(format!("discord client: {e}")))?;
-        let shards = client.shard_manager.clone();
-        let shutdown = ctx.shutdown.clone();
-        let stopper = tokio::spawn(async move {
-            shutdown.cancelled().await;
-            shards.shutdown_all().await;
-        });
-        let result = client.start().await;
-        stopper.abort();
-        result.map_err(|e| gateway::classify(&shared.name, e))
+        let mut gateway =
+            gateway::Gateway::start(&shared.name, &shared.cfg.api_url, &token).await?;
+        let mut check = tokio::time::interval(gateway::Gateway::CHECK_EVERY);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut live = false;
+        loop {
+            tokio::select! {
+                _ = ctx.shutdown.cancelled() => return Ok(()),
+                ended = &mut gateway.ended => {
+                    return match ended {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(e)) => Err(gateway::classify(&shared.name, e)),
+                        Err(_) => Err(BridgeError::Connection("the discord thread ended".into())),
+                    };
+                }
+                ev = gateway.events.recv() => {
+                    let Some(ev) = ev else {
+                        return Err(BridgeError::Connection("the discord gateway stopped".into()));
+                    };
+                    self.on_gateway(ev, &ctx).await;
+                }
+                _ = check.tick() => {
+                    match gateway.connected().await {
+                        Ok(()) if !live => {
+                            live = true;
+                            ctx.status.connected();
+                        }
+                        Ok(()) => {}
+                        Err(why) => {
+                            if live {
+                                tracing::warn!(state = %why, "discord gateway session lost");
+                            }
+                            live = false;
+                            ctx.status.connecting(why);
+                        }
+                    }
+                }
+            }
+        }
     }
 
     async fn deliver(&self, d: Delivery<'_>) -> Result<Posted, DeliverFailure> {

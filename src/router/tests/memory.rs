@@ -57,7 +57,12 @@ impl Records for MemRecords {
             .filter(|(s, _)| s == scope)
             .map(|(_, seq)| *seq))
     }
-    async fn put_watermark(&self, channel: &str, scope: &MarkScope, seq: u64) -> Result<(), BusError> {
+    async fn put_watermark(
+        &self,
+        channel: &str,
+        scope: &MarkScope,
+        seq: u64,
+    ) -> Result<(), BusError> {
         push(&self.log, format!("mark {seq}"));
         self.marks
             .lock()
@@ -83,7 +88,10 @@ struct MemLease {
 impl Lease for MemLease {
     async fn try_acquire(&mut self) -> bool {
         let mut s = self.state.lock().unwrap();
-        let free = s.holder.as_ref().is_none_or(|(_, exp)| *exp <= Instant::now());
+        let free = s
+            .holder
+            .as_ref()
+            .is_none_or(|(_, exp)| *exp <= Instant::now());
         if free {
             s.holder = Some((self.me.clone(), Instant::now() + self.ttl));
         }
@@ -188,7 +196,12 @@ impl Backbone for Memory {
     async fn records(&self, _bridge: &str) -> Result<Arc<dyn Records>, BusError> {
         Ok(self.records.clone())
     }
-    async fn lease(&self, _name: &str, holder: &str, ttl: Duration) -> Result<Box<dyn Lease>, BusError> {
+    async fn lease(
+        &self,
+        _name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<Box<dyn Lease>, BusError> {
         Ok(Box::new(MemLease {
             state: self.lease.clone(),
             me: holder.to_string(),
@@ -267,7 +280,12 @@ impl Recorder {
     }
 
     pub fn did(&self) -> Vec<Did> {
-        self.did.lock().unwrap().iter().map(|(_, d)| d.clone()).collect()
+        self.did
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, d)| d.clone())
+            .collect()
     }
 
     pub fn times(&self) -> Vec<Instant> {
@@ -364,4 +382,3 @@ impl Bridge for Recorder {
         }
     }
 }
-

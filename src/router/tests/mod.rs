@@ -17,11 +17,8 @@ use memory::{Did, Memory, Recorder, Script};
 
 /// Routes of bridge `mem`: one channel `out` in room `lobby`.
 fn routes() -> Arc<Routes> {
-    let config = crate::config::from_toml_str(
-        "[[rooms]]\nname = \"lobby\"\n",
-        &[],
-    )
-    .expect("config");
+    let config =
+        crate::config::from_toml_str("[[rooms]]\nname = \"lobby\"\n", &[]).expect("config");
     let mut routes = Routes::new(&config, "mem");
     routes.add_destination("lobby", "out");
     Arc::new(routes)
@@ -102,7 +99,9 @@ async fn a_backlog_waiting_longer_than_coalesce_after_becomes_one_post_in_order(
             Did::Post(vec!["Ann: line 1".into()]),
             // One second later (the pace) the backlog is not 2 s old yet.
             Did::Post(vec!["Ann: line 2".into()]),
-            Did::Post(vec!["Ann: line 3\nAnn: line 4\nAnn: line 5\nAnn: line 6".into()]),
+            Did::Post(vec![
+                "Ann: line 3\nAnn: line 4\nAnn: line 5\nAnn: line 6".into()
+            ]),
         ]
     );
     let t = bridge.times();
@@ -124,7 +123,10 @@ async fn deleting_members_of_a_coalesced_post_drops_their_lines_then_the_post() 
     bridge.wait(3).await;
     let post_ids = match &bridge.did()[2] {
         Did::Post(p) => {
-            assert_eq!(p, &vec!["Ann: line 3\nAnn: line 4\nAnn: line 5".to_string()]);
+            assert_eq!(
+                p,
+                &vec!["Ann: line 3\nAnn: line 4\nAnn: line 5".to_string()]
+            );
             // The third post got the third id given out.
             vec!["102".to_string()]
         }
@@ -140,7 +142,10 @@ async fn deleting_members_of_a_coalesced_post_drops_their_lines_then_the_post() 
     // leaves the first edit's survivor, then removes the post.
     mem.publish(&delete_of(3));
     let did = bridge.wait(5).await;
-    assert_eq!(did[4], Did::Edit(post_ids.clone(), vec!["Ann: line 5".into()]));
+    assert_eq!(
+        did[4],
+        Did::Edit(post_ids.clone(), vec!["Ann: line 5".into()])
+    );
     mem.publish(&delete_of(5));
     let did = bridge.wait(6).await;
     assert_eq!(did[5], Did::Delete(post_ids));
@@ -159,10 +164,17 @@ async fn records_land_before_the_ack_and_the_watermark_covers_what_was_handled()
     let log = mem.log();
     for seq in 1..=3 {
         let ack = log.iter().position(|l| *l == format!("ack {seq}")).unwrap();
-        let put = log.iter().position(|l| *l == format!("put src:in:m{seq}")).unwrap();
+        let put = log
+            .iter()
+            .position(|l| *l == format!("put src:in:m{seq}"))
+            .unwrap();
         let mark = log
             .iter()
-            .position(|l| l.strip_prefix("mark ").and_then(|s| s.parse::<u64>().ok()).is_some_and(|m| m >= seq))
+            .position(|l| {
+                l.strip_prefix("mark ")
+                    .and_then(|s| s.parse::<u64>().ok())
+                    .is_some_and(|m| m >= seq)
+            })
             .unwrap();
         assert!(put < ack && mark < ack, "seq {seq}: {log:?}");
     }
@@ -266,7 +278,10 @@ async fn the_lease_passes_on_a_stop_at_once_and_on_a_crash_after_it_expires() {
     mem.publish(&message(3, "three"));
     c.wait(1).await;
     let waited = c.times()[0] - crashed;
-    assert!(waited >= LEASE_TTL - LEASE_TTL / 3, "took over after {waited:?}");
+    assert!(
+        waited >= LEASE_TTL - LEASE_TTL / 3,
+        "took over after {waited:?}"
+    );
     assert!(waited <= LEASE_TTL + LEASE_TTL / 3 + Duration::from_millis(100));
     assert_eq!(c.did(), vec![Did::Post(vec!["Ann: three".into()])]);
 }

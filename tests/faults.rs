@@ -7,40 +7,32 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+use support::config::ConfigBuilder;
 use support::fake_discord::FakeDiscord;
 use support::fake_slack::{APP_TOKEN, BOT_TOKEN, FakeSlack};
 use support::fake_twitch::FakeTwitch;
 use support::nats::NatsServer;
+use support::platform::FakePlatform;
 use support::{Jetbridge, WAIT};
 
 const DCH: &str = "444444444444444444";
 
 fn config(nats: &NatsServer, twitch: &FakeTwitch, discord: &FakeDiscord) -> String {
-    format!(
-        r##"
-[nats]
-url = "{nats}"
-[http]
-enabled = false
-[twitch]
-login = "relaybot"
-token = "oauth:x"
-server = "{tw}"
-tls = false
-rate_limit = false
-[discord]
-token = "dtoken"
-api_url = "{api}"
-rate_limit = false
-coalesce_after = "1h"
-[[rooms]]
-name = "lobby"
-channels = [{{ bridge = "twitch", channel = "#alpha", direction = "in" }}, "twitch:#beta", "discord:{DCH}"]
-"##,
-        nats = nats.url(),
-        tw = twitch.server(),
-        api = discord.api_url()
-    )
+    ConfigBuilder::new(nats)
+        .section("twitch", &twitch.section())
+        .section(
+            "discord",
+            &format!("{}\ncoalesce_after = \"1h\"", discord.section()),
+        )
+        .room(
+            "lobby",
+            &[
+                "{ bridge = \"twitch\", channel = \"#alpha\", direction = \"in\" }",
+                "twitch:#beta",
+                &format!("discord:{DCH}"),
+            ],
+        )
+        .build()
 }
 
 #[tokio::test]

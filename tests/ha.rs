@@ -7,37 +7,37 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use jetbridge::router::RECORDING_DEPTH;
+use support::config::ConfigBuilder;
 use support::fake_twitch::FakeTwitch;
 use support::http::get;
 use support::nats::{NatsServer, free_port};
+use support::platform::FakePlatform;
 use support::{Jetbridge, WAIT, js, stored, wait_stored};
 
-fn config(nats_url: &str, fake: &FakeTwitch, http: &str) -> String {
-    format!(
-        r##"
-[nats]
-url = "{nats_url}"
-ack_wait = "5s"
-[http]
-{http}
-[twitch]
-login = "relaybot"
-token = "oauth:x"
-server = "{server}"
-tls = false
-rate_limit = false
-# Keep every post separate: these tests count lines.
-coalesce_after = "1h"
-[[rooms]]
-name = "lobby"
-channels = [
-  {{ bridge = "twitch", channel = "#alpha", direction = "in" }},
-  {{ bridge = "twitch", channel = "#beta", direction = "out" }},
-]
-"##,
-        server = fake.server()
-    )
+/// Twitch #alpha in, #beta out; `listen` turns HTTP on; `twitch` adds keys.
+fn config(nats_url: &str, fake: &FakeTwitch, listen: Option<&str>, twitch: &str) -> String {
+    let mut c = ConfigBuilder::with_url(nats_url)
+        .nats("ack_wait = \"5s\"")
+        // Keep every post separate: these tests count lines.
+        .section(
+            "twitch",
+            &format!("{}\ncoalesce_after = \"1h\"\n{twitch}", fake.section()),
+        )
+        .room(
+            "lobby",
+            &[
+                "{ bridge = \"twitch\", channel = \"#alpha\", direction = \"in\" }",
+                "{ bridge = \"twitch\", channel = \"#beta\", direction = \"out\" }",
+            ],
+        );
+    if let Some(listen) = listen {
+        c = c.http(listen, "");
+    }
+    c.build()
 }
+
+/// Posts show who wrote them, so lines can be counted per author.
+const NAMED: &str = "format = \"[{name}] {text}\"";
 
 /// Texts posted to #beta, and how many of them were posts seen before.
 async fn beta_lines(fake: &FakeTwitch) -> (Vec<String>, usize) {
@@ -76,10 +76,7 @@ fn expected(range: std::ops::Range<usize>, who: &str) -> Vec<String> {
 async fn two_instances_deliver_once_in_order_and_survive_losing_the_leader() {
     let nats = NatsServer::start();
     let fake = FakeTwitch::start().await;
-    let cfg = config(&nats.url(), &fake, "enabled = false").replace(
-        "rate_limit = false",
-        "rate_limit = false\nformat = \"[{name}] {text}\"",
-    );
+    let cfg = config(&nats.url(), &fake, None, NAMED);
     let mut a = Jetbridge::start(&cfg);
     let mut b = Jetbridge::start(&cfg);
     let deadline = support::Deadline::after(WAIT);
@@ -128,10 +125,7 @@ async fn two_instances_deliver_once_in_order_and_survive_losing_the_leader() {
 async fn kill_9_during_a_burst_loses_nothing_on_restart() {
     let nats = NatsServer::start();
     let fake = FakeTwitch::start().await;
-    let cfg = config(&nats.url(), &fake, "enabled = false").replace(
-        "rate_limit = false",
-        "rate_limit = false\nformat = \"[{name}] {text}\"",
-    );
+    let cfg = config(&nats.url(), &fake, None, NAMED);
     let mut jb = Jetbridge::start(&cfg);
     fake.wait_joined(&["#beta"], WAIT).await;
     jb.wait_log("delivering for this bridge", WAIT).await;
@@ -160,11 +154,7 @@ async fn nats_down_at_start_is_waited_for_and_readyz_says_why() {
     let mut nats = NatsServer::reserve();
     let fake = FakeTwitch::start().await;
     let port = free_port();
-    let cfg = config(
-        &nats.url(),
-        &fake,
-        &format!("listen = \"127.0.0.1:{port}\""),
-    );
+    let cfg = config(&nats.url(), &fake, Some(&format!("127.0.0.1:{port}")), "");
     let jb = Jetbridge::start(&cfg);
     let addr = format!("127.0.0.1:{port}");
     support::wait_until("http up", WAIT, || {
@@ -208,10 +198,7 @@ async fn nats_down_at_start_is_waited_for_and_readyz_says_why() {
 async fn nats_down_30s_during_traffic_loses_nothing_and_keeps_order() {
     let mut nats = NatsServer::start();
     let fake = FakeTwitch::start().await;
-    let cfg = config(&nats.url(), &fake, "enabled = false").replace(
-        "rate_limit = false",
-        "rate_limit = false\nformat = \"[{name}] {text}\"",
-    );
+    let cfg = config(&nats.url(), &fake, None, NAMED);
     let jb = Jetbridge::start(&cfg);
     fake.wait_joined(&["#alpha", "#beta"], WAIT).await;
     jb.wait_log("delivering for this bridge", WAIT).await;

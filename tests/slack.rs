@@ -3,13 +3,13 @@
 
 mod support;
 
-use std::time::Duration;
-
 use serde_json::json;
+use support::config::ConfigBuilder;
 use support::fake_discord::FakeDiscord;
-use support::fake_slack::{APP_TOKEN, BOT_TOKEN, FakeSlack, message};
+use support::fake_slack::{BOT_TOKEN, FakeSlack, message};
 use support::fake_twitch::FakeTwitch;
 use support::nats::NatsServer;
+use support::platform::FakePlatform;
 use support::{Jetbridge, WAIT, js, wait_stored};
 
 const C1: &str = "C0001";
@@ -29,37 +29,21 @@ async fn setup(slack_extra: &str, bot_token: &str) -> Setup {
     let slack = FakeSlack::start().await;
     let twitch = FakeTwitch::start().await;
     let discord = FakeDiscord::start("dtoken").await;
-    let cfg = format!(
-        r##"
-[nats]
-url = "{nats}"
-[http]
-enabled = false
-[twitch]
-login = "relaybot"
-token = "oauth:x"
-server = "{tw}"
-tls = false
-rate_limit = false
-[discord]
-token = "dtoken"
-api_url = "{dapi}"
-rate_limit = false
-[slack]
-app_token = "{APP_TOKEN}"
-bot_token = "{bot_token}"
-api_url = "{sapi}"
-rate_limit = false
-{slack_extra}
-[[rooms]]
-name = "lobby"
-channels = ["twitch:#alpha", "slack:{C1}", "slack:{C2}", "discord:{DCH}"]
-"##,
-        nats = nats.url(),
-        tw = twitch.server(),
-        dapi = discord.api_url(),
-        sapi = slack.api_url(),
-    );
+    let slack_keys = slack.section().replace(BOT_TOKEN, bot_token);
+    let cfg = ConfigBuilder::new(&nats)
+        .section("twitch", &twitch.section())
+        .section("discord", &discord.section())
+        .section("slack", &format!("{slack_keys}\n{slack_extra}"))
+        .room(
+            "lobby",
+            &[
+                "twitch:#alpha",
+                &format!("slack:{C1}"),
+                &format!("slack:{C2}"),
+                &format!("discord:{DCH}"),
+            ],
+        )
+        .build();
     let jb = Jetbridge::start(&cfg);
     twitch.wait_joined(&["#alpha"], WAIT).await;
     discord.wait_identified(WAIT).await;
@@ -258,80 +242,6 @@ async fn redelivered_envelopes_and_own_posts_are_stored_once_and_disconnect_lose
     let js = js(&s.nats.url()).await;
     let evs = wait_stored(&js, &format!("chat.lobby.slack.{C1}"), 2).await;
     assert_eq!(evs.len(), 2, "{evs:#?}");
-}
-
-#[tokio::test]
-async fn a_429_is_honoured_and_an_outage_loses_nothing_in_order() {
-    let s = setup("", BOT_TOKEN).await;
-    ready(&s).await;
-    s.slack
-        .fail_next(
-            1,
-            429,
-            json!({"ok": false, "error": "ratelimited", "retry_after": 2}),
-        )
-        .await;
-    s.twitch
-        .privmsg("#alpha", "ronni", "Ronni", "limited")
-        .await;
-    s.slack.wait_posts(C1, 1, WAIT).await;
-    s.slack.wait_posts(C2, 1, WAIT).await;
-    let calls = s.slack.calls().await;
-    let limited = calls.iter().find(|c| c.status == 429).expect("the 429");
-    let ch = limited.params["channel"].clone();
-    let retry = calls
-        .iter()
-        .find(|c| {
-            c.at > limited.at
-                && c.status == 200
-                && c.params["channel"] == ch
-                && c.method == "chat.postMessage"
-        })
-        .unwrap();
-    assert!(
-        retry.at - limited.at >= Duration::from_secs(2),
-        "retried after {:?}",
-        retry.at - limited.at
-    );
-
-    s.slack
-        .fail_next(
-            10,
-            503,
-            json!({"ok": false, "error": "service_unavailable"}),
-        )
-        .await;
-    for i in 0..6 {
-        s.twitch
-            .privmsg("#alpha", "ronni", "Ronni", &format!("during {i}"))
-            .await;
-    }
-    let want: Vec<String> = (0..6).map(|i| format!("during {i}")).collect();
-    for ch in [C1, C2] {
-        let lines = |cs: &[support::fake_slack::Call]| -> Vec<String> {
-            cs.iter()
-                .filter(|c| {
-                    c.method == "chat.postMessage" && c.status == 200 && c.params["channel"] == ch
-                })
-                .skip(1)
-                .flat_map(|c| {
-                    c.params["text"]
-                        .as_str()
-                        .unwrap_or("")
-                        .lines()
-                        .map(|l| l.rsplit(": ").next().unwrap().to_string())
-                        .collect::<Vec<_>>()
-                })
-                .collect()
-        };
-        let calls = s
-            .slack
-            .wait_for("6 lines after the outage", Duration::from_secs(60), |cs| {
-                lines(cs).len() >= 6
-            })
-            .await;
-        assert_eq!(lines(&calls), want, "{}", s.jb.logs());
-    }
 }
 
 #[tokio::test]

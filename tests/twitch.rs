@@ -1,36 +1,27 @@
-//! End to end through the real binary: fake Twitch IRC ↔ jetbridge ↔ real
+//! What is particular to Twitch, end to end (the shared cases are in
+//! conformance.rs): contract fields of a PRIVMSG, splitting at 500, NATS outages,
+//! directions and rules, refused logins. Fake Twitch IRC ↔ jetbridge ↔ real
 //! nats-server -js.
 
 mod support;
 
 use std::time::Duration;
 
+use support::config::ConfigBuilder;
 use support::fake_twitch::FakeTwitch;
 use support::nats::NatsServer;
+use support::platform::FakePlatform;
 use support::{Jetbridge, WAIT, js, run_cli, stored, wait_outbound_idle, wait_stored};
 
-/// A config with one logged-in Twitch account on `fake` and `rooms` appended.
+/// A config with one logged-in Twitch account on `fake` and `extra` appended.
 fn config(nats: &NatsServer, fake: &FakeTwitch, extra: &str) -> String {
-    format!(
-        r#"
-[nats]
-url = "{url}"
-# Acks lost in a NATS crash come back quickly; the id map keeps them from
-# being posted twice.
-ack_wait = "3s"
-[http]
-enabled = false
-[twitch]
-login = "relaybot"
-token = "oauth:s3cr3t-token"
-server = "{server}"
-tls = false
-rate_limit = false
-{extra}
-"#,
-        url = nats.url(),
-        server = fake.server()
-    )
+    // Acks lost in a NATS crash come back quickly; the id map keeps them from
+    // being posted twice.
+    ConfigBuilder::new(nats)
+        .nats("ack_wait = \"3s\"")
+        .section("twitch", &fake.section())
+        .raw(extra)
+        .build()
 }
 
 const TWO_CHANNELS: &str = r##"
@@ -116,92 +107,6 @@ async fn two_channels_relay_both_ways_with_names_and_contract_fields() {
     assert_eq!(fake.sent("#alpha").await.len(), 1);
     assert_eq!(fake.sent("#beta").await.len(), 1);
     assert_eq!(stored(&js, "chat.>").await.len(), 2, "{}", jb.logs());
-}
-
-#[tokio::test]
-async fn own_login_is_never_republished_and_clearmsg_becomes_delete() {
-    let nats = NatsServer::start();
-    let fake = FakeTwitch::start().await;
-    let _jb = Jetbridge::start(&config(&nats, &fake, TWO_CHANNELS));
-    fake.wait_joined(&["#alpha", "#beta"], WAIT).await;
-    let js = js(&nats.url()).await;
-
-    // What our bot posted, seen inbound (another connection or instance).
-    fake.privmsg("#alpha", "relaybot", "RelayBot", "[twitch] Zoe: hi")
-        .await;
-    let id = fake.privmsg("#alpha", "ronni", "Ronni", "delete me").await;
-    fake.clearmsg("#alpha", "ronni", &id, "delete me").await;
-
-    let evs = wait_stored(&js, "chat.lobby.twitch.alpha", 2).await;
-    assert_eq!(
-        evs.len(),
-        2,
-        "the bot's own line must not be stored: {evs:#?}"
-    );
-    assert_eq!(evs[0].text, "delete me");
-    let del = &evs[1];
-    assert_eq!(del.kind, jetbridge::event::EventKind::Delete);
-    assert_eq!(
-        del.target.as_deref(),
-        Some(format!("twitch:alpha:{id}").as_str())
-    );
-    assert_eq!(del.id, format!("twitch:alpha:{id}:delete"));
-    assert_eq!(del.author.as_ref().map(|a| a.id.as_str()), Some("ronni"));
-
-    // The copy in #beta cannot be deleted on Twitch: the delete is a quiet no-op.
-    wait_outbound_idle(&js, "twitch").await;
-    assert_eq!(fake.sent("#beta").await, vec!["[twitch] Ronni: delete me"]);
-}
-
-#[tokio::test]
-async fn crlf_injection_yields_one_privmsg_and_commands_are_defused() {
-    let nats = NatsServer::start();
-    let fake = FakeTwitch::start().await;
-    let jb = Jetbridge::start(&config(
-        &nats,
-        &fake,
-        r##"format = "{text}"
-[[rooms]]
-name = "lobby"
-channels = ["twitch:#alpha"]
-"##,
-    ));
-    fake.wait_joined(&["#alpha"], WAIT).await;
-    let cfg = jb.config.to_str().unwrap().to_string();
-
-    let (code, out, err) = run_cli(
-        &[
-            "send",
-            "lobby",
-            "hi\r\nPRIVMSG #alpha :pwned\r\nJOIN #evil",
-            "--as",
-            "mallory",
-            "--config",
-            &cfg,
-        ],
-        &[],
-    );
-    assert_eq!(code, 0, "{out}{err}");
-    let (code, out, err) = run_cli(&["send", "lobby", "/ban ronni", "--config", &cfg], &[]);
-    assert_eq!(code, 0, "{out}{err}");
-
-    let got = fake.wait_sent("#alpha", 2, WAIT).await;
-    assert_eq!(
-        got,
-        vec!["hi PRIVMSG #alpha :pwned JOIN #evil", ". /ban ronni"]
-    );
-    let js = js(&nats.url()).await;
-    wait_outbound_idle(&js, "twitch").await;
-    let lines = fake.lines().await;
-    assert!(
-        !lines.iter().any(|l| l.starts_with("JOIN #evil")),
-        "{lines:#?}"
-    );
-    assert_eq!(
-        lines.iter().filter(|l| l.contains("PRIVMSG")).count(),
-        2,
-        "{lines:#?}"
-    );
 }
 
 #[tokio::test]

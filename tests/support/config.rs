@@ -11,6 +11,7 @@ pub struct ConfigBuilder {
     http: Option<String>,
     sections: Vec<String>,
     rooms: Vec<String>,
+    raw: Vec<String>,
 }
 
 impl ConfigBuilder {
@@ -26,6 +27,7 @@ impl ConfigBuilder {
             http: None,
             sections: Vec::new(),
             rooms: Vec::new(),
+            raw: Vec::new(),
         }
     }
 
@@ -74,13 +76,20 @@ impl ConfigBuilder {
         self
     }
 
+    /// TOML appended as it is (sections or rooms a test spells out itself).
+    pub fn raw(mut self, toml: &str) -> Self {
+        self.raw.push(toml.to_string());
+        self
+    }
+
     pub fn build(&self) -> String {
         let http = self.http.as_deref().unwrap_or("enabled = false");
         format!(
-            "[nats]\n{}\n[http]\n{http}\n{}\n{}\n",
+            "[nats]\n{}\n[http]\n{http}\n{}\n{}\n{}\n",
             self.nats.join("\n"),
             self.sections.join("\n"),
-            self.rooms.join("\n")
+            self.rooms.join("\n"),
+            self.raw.join("\n")
         )
     }
 }

@@ -26,6 +26,7 @@ pub mod render;
 pub mod router;
 pub mod status;
 pub mod store;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +45,7 @@ pub const DRAIN: Duration = Duration::from_secs(5);
 
 /// How long queued inbound events may still be stored after a stop begins
 /// (DESIGN §4: a stop ends within 10 s, whatever NATS is doing).
-pub const STOP_DRAIN: Duration = Duration::from_secs(8);
+pub const STOP_DRAIN: Duration = Duration::from_secs(7);
 
 /// Why `run` could not start.
 #[derive(Debug, thiserror::Error)]

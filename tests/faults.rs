@@ -329,3 +329,53 @@ channels = [{{ bridge = "twitch", channel = "#alpha", direction = "in" }}]
 fn peak_rss_mib(pid: u32) -> f64 {
     support::proc_status_kib(pid)("VmHWM:") as f64 / 1024.0
 }
+
+#[tokio::test]
+async fn a_split_post_failing_at_part_two_resumes_there_without_repeating_part_one() {
+    let nats = NatsServer::start();
+    let discord = FakeDiscord::start("dtoken").await;
+    let http = format!("127.0.0.1:{}", support::nats::free_port());
+    let cfg = ConfigBuilder::new(&nats)
+        .http(&http, "api-token")
+        .section("discord", &discord.section())
+        .room("lobby", &[&format!("discord:{DCH}")])
+        .build();
+    let jb = Jetbridge::start(&cfg);
+    jb.wait_ready(&http).await;
+    // 2,000 characters, then the second part with its marker.
+    let text = format!("{}SECONDPART {}", "a ".repeat(1000), "b ".repeat(400));
+    discord
+        .fail_containing("SECONDPART", 500, Duration::from_secs(2))
+        .await;
+    let body = serde_json::json!({ "text": text, "author": "Ann" }).to_string();
+    let r = support::http::request(
+        &http,
+        "POST",
+        "/rooms/lobby/messages",
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", "Bearer api-token"),
+        ],
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    let posts = discord.wait_posts(DCH, 2, WAIT).await;
+    let js = support::js(&nats.url()).await;
+    support::wait_outbound_idle(&js, "discord").await;
+    let attempts = discord.posts(DCH).await;
+    let failed = attempts
+        .iter()
+        .filter(|r| r.body.get("_status").is_some())
+        .count();
+    assert!(failed >= 2, "the second part never failed: {attempts:#?}");
+    let ok: Vec<String> = attempts
+        .iter()
+        .filter(|r| r.body.get("_status").is_none())
+        .map(|r| r.body["content"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(ok.len(), 2, "part one posted again: {ok:#?}");
+    assert!(ok[0].starts_with("a a") && !ok[0].contains("SECONDPART"));
+    assert!(ok[1].starts_with("SECONDPART"));
+    assert_eq!(posts.len(), 2);
+}

@@ -4,7 +4,7 @@
 mod support;
 
 use std::collections::HashSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jetbridge::router::RECORDING_DEPTH;
 use support::config::ConfigBuilder;
@@ -269,4 +269,40 @@ async fn a_channel_watermark_counts_only_in_the_stream_and_room_it_was_written_f
     let second = bus.stream_epoch().await.unwrap();
     assert_ne!(first, second);
     assert_eq!(mark("#beta", scope(&second, "lobby")).await, None);
+}
+
+#[tokio::test]
+async fn sigterm_while_nats_is_down_stops_within_the_drain_and_counts_what_was_not_stored() {
+    let mut nats = NatsServer::start();
+    let fake = FakeTwitch::start().await;
+    let mut jb = Jetbridge::start(&config(&nats.url(), &fake, None, ""));
+    fake.wait_joined(&["#alpha"], WAIT).await;
+    jb.wait_log("stream ready", WAIT).await;
+    nats.stop();
+    jb.wait_log("nats disconnected", WAIT).await;
+    for i in 0..5 {
+        fake.privmsg("#alpha", "ann", "Ann", &format!("queued {i}"))
+            .await;
+    }
+    support::wait_until("five events queued", WAIT, || {
+        jb.logs()
+            .lines()
+            .filter(|l| l.contains(" inbound ") && l.contains("twitch:alpha:"))
+            .count()
+            >= 5
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", jb.logs()));
+    let asked = Instant::now();
+    let status = jb.terminate().await;
+    let took = asked.elapsed();
+    assert!(status.success(), "{status:?}\n{}", jb.logs());
+    // DESIGN §4: a stop drains for at most 10 s, whatever NATS is doing.
+    assert!(took < Duration::from_secs(10), "stopped after {took:?}");
+    let logs = jb.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("never acknowledged"))
+        .unwrap_or_else(|| panic!("no word of what was lost:\n{logs}"));
+    assert!(line.contains("lost") && line.contains('5'), "{line}");
 }

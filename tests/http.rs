@@ -58,6 +58,7 @@ async fn send_api_status_codes_and_nothing_published_on_rejection() {
     let nats = NatsServer::start();
     let (_jb, addr) = start(&nats, TOKEN).await;
     let long = format!(r#"{{"text": "{}"}}"#, "é".repeat(4001));
+    let huge = format!(r#"{{"text": "{}"}}"#, "x".repeat(5 * 1024 * 1024));
     let cases: Vec<(Option<&str>, &str, &str, u16)> = vec![
         (None, "lobby", r#"{"text":"hi"}"#, 401),
         (Some("wrong"), "lobby", r#"{"text":"hi"}"#, 401),
@@ -67,6 +68,17 @@ async fn send_api_status_codes_and_nothing_published_on_rejection() {
         (Some(TOKEN), "lobby", r#"{"text":"  \n\t "}"#, 400),
         (Some(TOKEN), "lobby", r#"{"text": 5}"#, 400),
         (Some(TOKEN), "lobby", &long, 413),
+        // A JSON object only: serde would read a struct from a list by position.
+        (Some(TOKEN), "lobby", r#"["hello", "Ann"]"#, 400),
+        (Some(TOKEN), "lobby", "42", 400),
+        (Some(TOKEN), "lobby", r#""hello""#, 400),
+        (
+            Some(TOKEN),
+            "lobby",
+            r#"{"text": "hi", "colour": "red"}"#,
+            400,
+        ),
+        (Some(TOKEN), "lobby", &huge, 413),
     ];
     for (auth, room, body, want) in &cases {
         let r = post(&addr, room, *auth, body).await;
@@ -77,18 +89,43 @@ async fn send_api_status_codes_and_nothing_published_on_rejection() {
             r.body
         );
     }
+    // Every refusal of the HTTP surface is JSON, query strings included.
+    for path in [
+        "/rooms/lobby/events?last=abc",
+        "/rooms/lobby/events?since=-1",
+        "/no/such/page",
+    ] {
+        let r = get(&addr, path).await;
+        assert!(r.status == 400 || r.status == 404, "{path}: {}", r.status);
+        assert!(r.json()["error"].is_string(), "{path}: {}", r.body);
+    }
+    let r = request(&addr, "DELETE", "/rooms/lobby/messages", &[], b"").await;
+    assert_eq!(r.status, 405);
+    assert!(r.json()["error"].is_string(), "{}", r.body);
     let js = js(&nats.url()).await;
     assert!(
         stored(&js, "chat.>").await.is_empty(),
         "a rejected request published something"
     );
 
-    // Exactly 4,000 characters is accepted.
+    // Exactly 4,000 characters is accepted, and the auth scheme's case does not
+    // matter.
     let ok = format!(
         r#"{{"text": "{}", "author": "Ann\r\nBob"}}"#,
         "é".repeat(4000)
     );
-    let r = post(&addr, "lobby", Some(TOKEN), &ok).await;
+    let auth = format!("bearer {TOKEN}");
+    let r = request(
+        &addr,
+        "POST",
+        "/rooms/lobby/messages",
+        &[
+            ("Content-Type", "application/json"),
+            ("authorization", &auth),
+        ],
+        ok.as_bytes(),
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.body);
     let v = r.json();
     let id = v["id"].as_str().unwrap();
@@ -245,10 +282,10 @@ async fn health_readiness_metrics_and_pages() {
     assert_eq!(get(&addr, "/healthz").await.status, 200);
     let ready = get(&addr, "/readyz").await;
     assert_eq!(ready.status, 200);
-    assert_eq!(
-        ready.json(),
-        serde_json::json!({"nats": "connected", "bridges": {"web": "connected"}})
-    );
+    let body = ready.json();
+    assert_eq!(body["nats"], "connected");
+    assert_eq!(body["bridges"], serde_json::json!({"web": "connected"}));
+    assert!(body["silent_s"]["web"].is_u64(), "{body}");
 
     for i in 0..3 {
         assert_eq!(
@@ -281,6 +318,14 @@ async fn health_readiness_metrics_and_pages() {
         })
         .unwrap_or_else(|| panic!("no web counter in\n{}", metrics.body));
     assert_eq!(sent.2, 3.0);
+    assert!(
+        samples.iter().any(
+            |(name, labels, _)| name == "jetbridge_bridge_silent_seconds"
+                && labels.contains("bridge=\"web\"")
+        ),
+        "no silence gauge in\n{}",
+        metrics.body
+    );
 
     // The container health check command.
     let cfg = jb.config.to_str().unwrap().to_string();

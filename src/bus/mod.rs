@@ -167,7 +167,7 @@ impl Bus {
 
     /// Flush what the client has buffered (used before exiting).
     pub async fn flush(&self) {
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.client.flush()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.client.flush()).await;
     }
 }
 

@@ -80,6 +80,11 @@ impl<'p> Validator<'p> {
     ) -> T {
         match v {
             None => T::default(),
+            // serde would also read a struct from a list, by position.
+            Some(v) if !v.is_object() => {
+                self.problem(path, ProblemKind::Invalid, "expected a table");
+                T::default()
+            }
             Some(v) => match T::deserialize(v) {
                 Ok(t) => t,
                 Err(e) => {

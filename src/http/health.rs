@@ -49,11 +49,19 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     };
     (
         status,
-        Json(serde_json::json!({ "nats": report.nats, "bridges": report.bridges })),
+        Json(serde_json::json!({
+            "nats": report.nats,
+            "bridges": report.bridges,
+            "silent_s": report.silent_s,
+        })),
     )
 }
 
-pub async fn metrics() -> impl IntoResponse {
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    // Silence is a time since: read now, not counted along the way.
+    for (bridge, secs) in state.health.report().silent_s {
+        metrics::gauge!("jetbridge_bridge_silent_seconds", "bridge" => bridge).set(secs as f64);
+    }
     let handle = metrics_handle();
     handle.run_upkeep();
     (

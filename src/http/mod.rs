@@ -39,6 +39,14 @@ pub(crate) fn error(status: StatusCode, msg: impl Into<String>) -> Response {
     (status, Json(serde_json::json!({ "error": msg.into() }))).into_response()
 }
 
+async fn not_found() -> Response {
+    error(StatusCode::NOT_FOUND, "no such page (see / for the rooms)")
+}
+
+async fn method_not_allowed() -> Response {
+    error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
+}
+
 /// Serve `state` on `listener` until `shutdown`.
 pub async fn serve(
     listener: tokio::net::TcpListener,
@@ -65,10 +73,16 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(page::index))
         .route("/rooms/{room}", get(page::room))
         .route("/rooms/{room}/events", get(sse::events))
-        .route("/rooms/{room}/messages", axum::routing::post(send::post))
+        .route(
+            "/rooms/{room}/messages",
+            axum::routing::post(send::post)
+                .layer(axum::extract::DefaultBodyLimit::max(send::MAX_BODY)),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state);
     if let Some(cors) = cors {
         app = app.layer(cors);

@@ -2,6 +2,7 @@
 //! JetStream stored it.
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -15,19 +16,32 @@ use crate::render;
 pub const MAX_TEXT: usize = 4000;
 /// Longest author name kept.
 const MAX_AUTHOR: usize = 64;
+/// Largest body read: the longest text, four bytes a character, and room for
+/// JSON escapes and the author.
+pub const MAX_BODY: usize = 64 * 1024;
 
+/// The body of a send: a JSON object with these keys and no others.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Body {
     text: Option<String>,
     #[serde(default)]
     author: Option<String>,
 }
 
+/// The bearer token of an `Authorization` header (the scheme is
+/// case-insensitive, as everywhere in HTTP).
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
 pub async fn post(
     State(state): State<AppState>,
     Path(room): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let token = state.config.http.api_token.expose();
     if token.is_empty() {
@@ -36,19 +50,35 @@ pub async fn post(
             "sending is disabled: set http.api_token (JETBRIDGE_HTTP__API_TOKEN)",
         );
     }
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
+    let given = bearer(&headers).unwrap_or("");
     if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
         return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
     }
     if state.config.room(&room).is_none() {
         return error(StatusCode::NOT_FOUND, format!("unknown room {room:?}"));
     }
-    let body: Body = match serde_json::from_slice(&body) {
+    let body = match body {
         Ok(b) => b,
+        Err(e) => {
+            return error(
+                e.status(),
+                format!("cannot read the body: {}", e.body_text()),
+            );
+        }
+    };
+    let body: Body = match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Object(map)) => {
+            match Body::deserialize(serde_json::Value::Object(map)) {
+                Ok(b) => b,
+                Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid body: {e}")),
+            }
+        }
+        Ok(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "the body must be a JSON object like {\"text\": \"…\", \"author\": \"…\"}",
+            );
+        }
         Err(e) => return error(StatusCode::BAD_REQUEST, format!("invalid JSON: {e}")),
     };
     let Some(text) = body.text else {

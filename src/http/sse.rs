@@ -6,6 +6,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -25,16 +26,31 @@ pub struct Params {
 pub async fn events(
     State(state): State<AppState>,
     Path(room): Path<String>,
-    Query(params): Query<Params>,
+    params: Result<Query<Params>, QueryRejection>,
     headers: HeaderMap,
 ) -> Response {
     if state.config.room(&room).is_none() {
         return error(StatusCode::NOT_FOUND, format!("unknown room {room:?}"));
     }
-    let last_event_id = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+    let params = match params {
+        Ok(Query(p)) => p,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("{} (since and last are whole numbers)", e.body_text()),
+            );
+        }
+    };
+    let last_event_id = match headers.get("last-event-id").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(v)) if v.trim().parse::<u64>().is_ok() => v.trim().parse::<u64>().ok(),
+        Some(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "Last-Event-ID must be a stream sequence (a whole number)",
+            );
+        }
+    };
     let start = match (last_event_id, params.since) {
         (Some(seq), _) | (None, Some(seq)) => Start::After(seq),
         (None, None) => Start::Last(params.last.unwrap_or(50).min(RING)),

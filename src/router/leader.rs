@@ -58,12 +58,18 @@ pub async fn run_outbound(
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
         let (records, mut lease) = loop {
             let holder = format!("{}-{}", std::process::id(), ulid::Ulid::generate());
-            match (
-                backbone.records(&name).await,
-                backbone
-                    .lease(&format!("out-{name}"), &holder, LEASE_TTL)
-                    .await,
-            ) {
+            let state = async {
+                (
+                    backbone.records(&name).await,
+                    backbone
+                        .lease(&format!("out-{name}"), &holder, LEASE_TTL)
+                        .await,
+                )
+            };
+            let Some(state) = unless_stopped(&shutdown, state).await else {
+                return;
+            };
+            match state {
                 (Ok(r), Ok(l)) => break (r, l),
                 (Err(e), _) | (_, Err(e)) => {
                     tracing::warn!(error = %e, "outbound state not ready, retrying")
@@ -84,7 +90,12 @@ pub async fn run_outbound(
         };
         loop {
             let mut announced = false;
-            while !lease.try_acquire().await {
+            loop {
+                match unless_stopped(&shutdown, lease.try_acquire()).await {
+                    None => return,
+                    Some(true) => break,
+                    Some(false) => {}
+                }
                 if !announced {
                     tracing::info!("standing by: another instance delivers for this bridge");
                     announced = true;
@@ -96,7 +107,8 @@ pub async fn run_outbound(
             }
             tracing::info!("delivering for this bridge");
             let ended = leader.lead(lease.as_mut(), &shutdown).await;
-            lease.release().await;
+            // With NATS away this cannot happen; the lease then expires by itself.
+            let _ = tokio::time::timeout(Duration::from_secs(1), lease.release()).await;
             if ended == Leadership::Shutdown {
                 break;
             }
@@ -106,6 +118,18 @@ pub async fn run_outbound(
     }
     .instrument(span)
     .await
+}
+
+/// `work`, unless `shutdown` fires first (NATS calls can take their full
+/// timeout while the server is away; a stop should not wait for them).
+async fn unless_stopped<F: std::future::Future>(
+    shutdown: &CancellationToken,
+    work: F,
+) -> Option<F::Output> {
+    tokio::select! {
+        _ = shutdown.cancelled() => None,
+        out = work => Some(out),
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -153,13 +177,13 @@ impl Leader {
         // unfinished work; later ones (after a NATS hiccup) are our own.
         let mut first = true;
         let ended = 'outer: loop {
-            let opened = match self
-                .backbone
-                .open(&name, self.routes.filters(), self.timing.since, first)
-                .await
-            {
-                Ok(o) => o,
-                Err(e) => {
+            let opening =
+                self.backbone
+                    .open(&name, self.routes.filters(), self.timing.since, first);
+            let opened = match unless_stopped(shutdown, opening).await {
+                None => break 'outer Leadership::Shutdown,
+                Some(Ok(o)) => o,
+                Some(Err(e)) => {
                     tracing::warn!(error = %e, "consumer not ready, retrying");
                     tokio::select! {
                         _ = shutdown.cancelled() => break 'outer Leadership::Shutdown,
@@ -174,7 +198,10 @@ impl Leader {
                 let next = tokio::select! {
                     _ = shutdown.cancelled() => break 'outer Leadership::Shutdown,
                     _ = renew.tick() => {
-                        match lease.renew().await {
+                        let renewal = tokio::time::timeout(LEASE_TTL / 3, lease.renew())
+                            .await
+                            .unwrap_or(Renewal::Unreachable);
+                        match renewal {
                             Renewal::Renewed => renewed = Instant::now(),
                             Renewal::Lost => break 'outer Leadership::Lost,
                             // NATS away: keep going while the lease surely still holds

@@ -47,6 +47,8 @@ struct State_ {
     failures: Mutex<VecDeque<(u16, Value)>>,
     /// Every message post fails with this status until then.
     down_until: Mutex<Option<(Instant, u16)>>,
+    /// Posts whose content holds this text fail with this status until then.
+    fail_containing: std::sync::Mutex<Option<(String, Instant, u16)>>,
     /// Webhooks by id: (channel, token).
     webhooks: Mutex<HashMap<String, (String, String)>>,
     gateway: Mutex<Vec<mpsc::UnboundedSender<String>>>,
@@ -116,6 +118,12 @@ impl FakeDiscord {
     /// Answer every message post with `status` for `d` (an outage).
     pub async fn down_for(&self, d: Duration, status: u16) {
         *self.st.down_until.lock().await = Some((Instant::now() + d, status));
+    }
+
+    /// Answer posts whose content contains `needle` with `status` for `d`.
+    pub async fn fail_containing(&self, needle: &str, status: u16, d: Duration) {
+        *self.st.fail_containing.lock().unwrap() =
+            Some((needle.to_string(), Instant::now() + d, status));
     }
 
     pub async fn requests(&self) -> Vec<Req> {
@@ -333,6 +341,17 @@ async fn rest_handler(
         }
         _ => None,
     };
+    let outage = outage.or_else(|| match &*st.fail_containing.lock().unwrap() {
+        Some((needle, until, status))
+            if Instant::now() < *until
+                && body_v["content"]
+                    .as_str()
+                    .is_some_and(|c| c.contains(needle.as_str())) =>
+        {
+            Some((*status, json!({"message": "Internal Server Error"})))
+        }
+        _ => None,
+    });
     let scripted = if is_post_message {
         match outage {
             Some(o) => Some(o),

@@ -32,7 +32,7 @@ pub async fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> Response {
-    let mut s = TcpStream::connect(addr).await.expect("connect http");
+    let s = TcpStream::connect(addr).await.expect("connect http");
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
         body.len()
@@ -41,11 +41,19 @@ pub async fn request(
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes()).await.unwrap();
-    s.write_all(body).await.unwrap();
-    let raw = tokio::time::timeout(Duration::from_secs(20), read_response(&mut s))
+    let (mut read, mut write) = s.into_split();
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    // A server may answer (413) before reading all of a large body and hang
+    // up: write beside the read, and let the write fail quietly then.
+    let writer = tokio::spawn(async move {
+        let _ = write.write_all(&bytes).await;
+        write
+    });
+    let raw = tokio::time::timeout(Duration::from_secs(20), read_response(&mut read))
         .await
         .expect("http response in time");
+    writer.abort();
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let mut lines = head.lines();
@@ -78,7 +86,7 @@ pub async fn request(
 
 /// Read one response: by Content-Length when given (some servers keep the
 /// connection open), else to the end of the stream.
-async fn read_response(s: &mut TcpStream) -> Vec<u8> {
+async fn read_response<R: tokio::io::AsyncRead + Unpin>(s: &mut R) -> Vec<u8> {
     let mut raw = Vec::new();
     let mut buf = [0u8; 8192];
     loop {

@@ -161,7 +161,29 @@ impl Bridge for SlackBridge {
             }
         };
         *b.me.write().await = Some((me.user_id.to_string(), me.bot_id.map(|x| x.to_string())));
-        socket::listen(b, &ctx).await
+
+        // The socket reads and acknowledges; this loop handles what it read,
+        // one event after the other.
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let stop = ctx.shutdown.child_token();
+        let socket = socket::run(b, &ctx.inbound, tx, stop.clone());
+        tokio::pin!(socket);
+        let _stop = stop.drop_guard();
+        loop {
+            tokio::select! {
+                ended = &mut socket => return ended,
+                ev = rx.recv() => match ev {
+                    Some(socket::SocketEvent::Connected) => ctx.status.connected(),
+                    Some(socket::SocketEvent::Lost(why)) => ctx.status.connecting(why),
+                    Some(socket::SocketEvent::Push(cb)) => {
+                        if let SlackEventCallbackBody::Message(msg) = cb.event {
+                            b.on_message(msg, &ctx.inbound).await;
+                        }
+                    }
+                    None => return Ok(()),
+                },
+            }
+        }
     }
 
     async fn deliver(&self, d: Delivery<'_>) -> Result<Posted, DeliverFailure> {

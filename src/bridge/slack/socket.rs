@@ -1,95 +1,233 @@
-//! Socket Mode, on slack-morphism: the listener's callbacks queue each event
-//! (slack-morphism acks the envelope once the callback returns; Slack wants the
-//! ack within 3 s) and report the connection's state.
+//! Socket Mode, our own client of it: `apps.connections.open` (slack-morphism's
+//! Web API), one websocket, envelopes read in order into slack-morphism's
+//! models, acked once queued (Slack wants the ack within 3 s).
+//!
+//! Why not slack-morphism's listener: it says nothing when a socket drops (so
+//! readiness could not follow the connection), hands each envelope to a task
+//! of its own (so events could be reordered), and reads a malformed message
+//! as an empty one without a word. Here a connection that closes, errs or
+//! stops answering pings is reported, events keep their order, and what
+//! cannot be read is counted and logged.
 
-use std::sync::Arc;
+use std::time::Duration;
 
+use futures::{SinkExt, StreamExt};
+use serde_json::Value;
 use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_tungstenite::tungstenite::Message as Frame;
+use tokio_util::either::Either;
+use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use super::api::is_token_error;
-use crate::bridge::{BridgeContext, BridgeError, Inbound, StatusReporter};
+use crate::backoff::Backoff;
+use crate::bridge::{BridgeError, Inbound};
 
-/// What the callbacks reach through slack-morphism's user state.
-struct ListenerState {
-    shared: Arc<Shared>,
-    inbound: Inbound,
-    status: StatusReporter,
+/// What the socket says, in order.
+pub enum SocketEvent {
+    /// A connection is up (Slack said hello).
+    Connected,
+    /// The connection is gone; another is being opened.
+    Lost(String),
+    Push(Box<SlackPushEventCallback>),
 }
 
-async fn on_push(
-    event: SlackPushEventCallback,
-    _client: Arc<SlackHyperClient>,
-    states: SlackClientEventsUserState,
-) -> UserCallbackResult<()> {
-    let (shared, inbound) = {
-        let guard = states.read().await;
-        let Some(st) = guard.get_user_state::<ListenerState>() else {
-            return Ok(());
+/// How often we ping, and how long a silent connection is trusted.
+const PING_EVERY: Duration = Duration::from_secs(10);
+const SILENCE_LIMIT: Duration = Duration::from_secs(30);
+
+type Socket = tokio_tungstenite::WebSocketStream<
+    Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>,
+>;
+
+/// Keep a Socket Mode connection open until `stop`, reconnecting with backoff;
+/// returns an error only for a refused app token.
+pub async fn run(
+    shared: &Shared,
+    inbound: &Inbound,
+    events: mpsc::UnboundedSender<SocketEvent>,
+    stop: CancellationToken,
+) -> Result<(), BridgeError> {
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    loop {
+        let opened = tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            o = open(shared) => o,
         };
-        (st.shared.clone(), st.inbound.clone())
-    };
-    if let SlackEventCallbackBody::Message(msg) = event.event {
-        shared.on_message(msg, &inbound).await;
+        let why = match opened {
+            Ok(socket) => {
+                let started = Instant::now();
+                let why = read(socket, inbound, &events, &stop).await;
+                if stop.is_cancelled() {
+                    return Ok(());
+                }
+                if started.elapsed() > Duration::from_secs(60) {
+                    backoff.reset();
+                }
+                why
+            }
+            Err(Opening::Refused(e)) => return Err(e),
+            Err(Opening::Failed(why)) => why,
+        };
+        let retry_in = match why {
+            // Slack asked us to move: at once.
+            Ended::Rotated => Duration::ZERO,
+            Ended::Lost(why) => {
+                tracing::warn!(reason = %why, "slack socket lost, reconnecting");
+                let _ = events.send(SocketEvent::Lost(why));
+                backoff.next_delay()
+            }
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(retry_in) => {}
+        }
     }
-    Ok(())
 }
 
-// Generic over the event: slack-morphism does not export the hello event's type
-// by name, and the callback's function-pointer type fixes it.
-async fn on_hello<E>(
-    _event: E,
-    _client: Arc<SlackHyperClient>,
-    states: SlackClientEventsUserState,
-) {
-    let guard = states.read().await;
-    if let Some(st) = guard.get_user_state::<ListenerState>() {
-        st.status.connected();
-    }
+enum Opening {
+    Refused(BridgeError),
+    Failed(Ended),
 }
 
-fn on_error(
-    err: Box<dyn std::error::Error + Send + Sync>,
-    _client: Arc<SlackHyperClient>,
-    _states: SlackClientEventsUserState,
-) -> http::StatusCode {
-    tracing::warn!(error = %err, "slack socket mode error");
-    // Acknowledge: the event is not lost to us (it is stored or dropped by
-    // design), and a redelivery would only repeat the same failure.
-    http::StatusCode::OK
+/// How a connection ended.
+enum Ended {
+    /// Slack sent `disconnect` (it rotates connections now and then).
+    Rotated,
+    Lost(String),
 }
 
-/// Listen on Socket Mode until `ctx.shutdown`.
-pub(super) async fn listen(shared: &Arc<Shared>, ctx: &BridgeContext) -> Result<(), BridgeError> {
-    let callbacks = SlackSocketModeListenerCallbacks::new()
-        .with_hello_events(on_hello)
-        .with_push_events(on_push);
-    let env = Arc::new(
-        SlackClientEventsListenerEnvironment::new(shared.client.clone())
-            .with_error_handler(on_error)
-            .with_user_state(ListenerState {
-                shared: shared.clone(),
-                inbound: ctx.inbound.clone(),
-                status: ctx.status.clone(),
-            }),
-    );
-    let listener =
-        SlackClientSocketModeListener::new(&SlackClientSocketModeConfig::new(), env, callbacks);
-    let app_token = SlackApiToken::new(shared.cfg.app_token.expose().into());
-    if let Err(e) = listener.listen_for(&app_token).await {
-        let name = &shared.name;
-        return Err(match e {
-            SlackClientError::ApiError(a) if is_token_error(&a.code) => BridgeError::Auth(format!(
+async fn open(shared: &Shared) -> Result<Socket, Opening> {
+    let token = SlackApiToken::new(shared.cfg.app_token.expose().into());
+    let session = shared.client.open_session(&token);
+    let url = match session
+        .apps_connections_open(&SlackApiAppsConnectionOpenRequest::new())
+        .await
+    {
+        Ok(r) => r.url.0,
+        Err(SlackClientError::ApiError(a)) if is_token_error(&a.code) => {
+            let name = &shared.name;
+            return Err(Opening::Refused(BridgeError::Auth(format!(
                 "Slack refused the app token: {} (check {name}.app_token / JETBRIDGE_{}__APP_TOKEN, an xapp- token with connections:write)",
                 a.code,
                 name.to_uppercase()
-            )),
-            other => BridgeError::Connection(format!("slack socket mode: {other}")),
-        });
+            ))));
+        }
+        Err(e) => {
+            return Err(Opening::Failed(Ended::Lost(format!(
+                "apps.connections.open: {e}"
+            ))));
+        }
+    };
+    connect(&url)
+        .await
+        .map_err(|e| Opening::Failed(Ended::Lost(format!("socket connect: {e}"))))
+}
+
+async fn connect(url: &url::Url) -> Result<Socket, Box<dyn std::error::Error + Send + Sync>> {
+    let host = url
+        .host_str()
+        .ok_or("the socket URL has no host")?
+        .to_string();
+    let tls = url.scheme() == "wss";
+    let port = url.port().unwrap_or(if tls { 443 } else { 80 });
+    let tcp = TcpStream::connect((host.as_str(), port)).await?;
+    tcp.set_nodelay(true)?;
+    let stream = if tls {
+        Either::Right(crate::tls::connect(&host, tcp).await?)
+    } else {
+        Either::Left(tcp)
+    };
+    let (socket, _) = tokio_tungstenite::client_async(url.as_str(), stream).await?;
+    Ok(socket)
+}
+
+/// Read one connection until it ends.
+async fn read(
+    mut socket: Socket,
+    inbound: &Inbound,
+    events: &mpsc::UnboundedSender<SocketEvent>,
+    stop: &CancellationToken,
+) -> Ended {
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut heard = Instant::now();
+    loop {
+        let frame = tokio::select! {
+            _ = stop.cancelled() => {
+                let _ = socket.close(None).await;
+                return Ended::Rotated;
+            }
+            _ = ping.tick() => {
+                if heard.elapsed() > SILENCE_LIMIT {
+                    return Ended::Lost(format!("no answer for {}s", SILENCE_LIMIT.as_secs()));
+                }
+                if let Err(e) = socket.send(Frame::Ping(Vec::new().into())).await {
+                    return Ended::Lost(format!("ping: {e}"));
+                }
+                continue;
+            }
+            frame = socket.next() => frame,
+        };
+        heard = Instant::now();
+        let text = match frame {
+            Some(Ok(Frame::Text(t))) => t,
+            Some(Ok(Frame::Close(c))) => {
+                return Ended::Lost(match c {
+                    Some(c) => format!("closed by Slack ({} {})", c.code, c.reason),
+                    None => "closed by Slack".into(),
+                });
+            }
+            // Pings are answered by the websocket layer; pongs only say we are heard.
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Ended::Lost(format!("socket: {e}")),
+            None => return Ended::Lost("socket closed".into()),
+        };
+        let frame: Value = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(e) => {
+                inbound.unparsed("?", &format!("a socket frame that is not JSON: {e}"));
+                continue;
+            }
+        };
+        let envelope = frame["envelope_id"].as_str().map(str::to_string);
+        match frame["type"].as_str() {
+            Some("hello") => {
+                let _ = events.send(SocketEvent::Connected);
+            }
+            Some("disconnect") => {
+                tracing::info!(reason = %frame["reason"], "slack asked to reconnect");
+                let _ = socket.close(None).await;
+                return Ended::Rotated;
+            }
+            Some("events_api") => {
+                match serde_json::from_value::<SlackPushEventCallback>(frame["payload"].clone()) {
+                    Ok(cb) => {
+                        let _ = events.send(SocketEvent::Push(Box::new(cb)));
+                    }
+                    Err(e) => {
+                        let id = frame["payload"]["event"]["ts"]
+                            .as_str()
+                            .or(envelope.as_deref())
+                            .unwrap_or("?");
+                        inbound.unparsed(id, &format!("an event slack-morphism cannot read: {e}"));
+                    }
+                }
+            }
+            // Interactions and commands are not chat: acknowledged, not read.
+            _ => {}
+        }
+        // Queued (or counted as unreadable): acknowledge, so Slack does not
+        // send it again.
+        if let Some(id) = envelope {
+            let ack = serde_json::json!({ "envelope_id": id }).to_string();
+            if let Err(e) = socket.send(Frame::Text(ack.into())).await {
+                return Ended::Lost(format!("ack: {e}"));
+            }
+        }
     }
-    listener.start().await;
-    ctx.shutdown.cancelled().await;
-    listener.shutdown().await;
-    Ok(())
 }

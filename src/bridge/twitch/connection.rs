@@ -9,7 +9,7 @@
 //! channels, which work from any runtime.
 
 use std::cell::RefCell;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::net::TcpStream;
@@ -48,10 +48,7 @@ impl MakeConnection for Dial {
         let tcp = TcpStream::connect((ep.host.as_str(), ep.port)).await?;
         tcp.set_nodelay(true)?;
         let inner = if ep.tls {
-            let connector = tokio_rustls::TlsConnector::from(tls_config());
-            let name = rustls_pki_types::ServerName::try_from(ep.host.clone())
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-            Either::Right(connector.connect(name, tcp).await?)
+            Either::Right(crate::tls::connect(&ep.host, tcp).await?)
         } else {
             Either::Left(tcp)
         };
@@ -110,25 +107,4 @@ pub async fn start(
         incoming,
         _stop: stop_tx,
     })
-}
-
-fn tls_config() -> Arc<tokio_rustls::rustls::ClientConfig> {
-    use tokio_rustls::rustls;
-    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-            };
-            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            // The ring provider supports the default protocol versions.
-            .expect("ring supports TLS 1.2 and 1.3")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-            Arc::new(config)
-        })
-        .clone()
 }

@@ -15,6 +15,15 @@ use tokio::sync::{Mutex, Notify, mpsc};
 
 use super::platform::{Change, FakePlatform, Post};
 
+/// Closes the open connections (each watches it).
+struct HangUp(tokio::sync::watch::Sender<u64>);
+
+impl Default for HangUp {
+    fn default() -> Self {
+        HangUp(tokio::sync::watch::Sender::new(0))
+    }
+}
+
 /// A connection's writer and the channels it joined.
 type Conn = (mpsc::UnboundedSender<String>, HashSet<String>);
 
@@ -27,7 +36,11 @@ struct State {
     /// Writers of the open connections, with the channels each joined.
     conns: Mutex<HashMap<usize, Conn>>,
     accepted: AtomicUsize,
+    /// USERSTATEs answered to PRIVMSGs so far (for their ids).
+    userstates: AtomicUsize,
     reject_login: AtomicBool,
+    /// Every connection open when this changes closes.
+    hang_up: HangUp,
     /// Connections are closed as soon as they are accepted until then (an outage).
     down_until: std::sync::Mutex<Option<std::time::Instant>>,
     changed: Notify,
@@ -92,6 +105,7 @@ impl FakeTwitch {
     /// Close every client connection (as a server restart would).
     pub async fn drop_connections(&self) {
         self.state.conns.lock().await.clear();
+        self.state.hang_up.0.send_modify(|n| *n += 1);
     }
 
     /// Go away for `d`: close every connection and refuse new ones meanwhile.
@@ -309,7 +323,13 @@ async fn serve(sock: tokio::net::TcpStream, index: usize, st: Arc<State>) {
     });
     let mut lines = BufReader::new(read).lines();
     let mut nick = String::from("justinfan");
-    while let Ok(Some(line)) = lines.next_line().await {
+    let mut hang_up = st.hang_up.0.subscribe();
+    loop {
+        let line = tokio::select! {
+            line = lines.next_line() => line,
+            _ = hang_up.changed() => break,
+        };
+        let Ok(Some(line)) = line else { break };
         if line.starts_with("PRIVMSG ") {
             st.privmsg_times
                 .lock()
@@ -320,6 +340,15 @@ async fn serve(sock: tokio::net::TcpStream, index: usize, st: Arc<State>) {
         st.changed.notify_waiters();
         let (cmd, args) = line.split_once(' ').unwrap_or((line.as_str(), ""));
         match cmd {
+            // Like Twitch: an accepted message is answered with a USERSTATE
+            // carrying its id.
+            "PRIVMSG" => {
+                let channel = args.split(' ').next().unwrap_or("");
+                let n = st.userstates.fetch_add(1, Ordering::SeqCst);
+                let _ = tx.send(format!(
+                    "@badge-info=;badges=;color=;display-name={nick};emote-sets=0;id=ffffffff-0000-4000-8000-{n:012};mod=0;subscriber=0;user-type= :tmi.twitch.tv USERSTATE {channel}"
+                ));
+            }
             "CAP" => {
                 let caps = args.split_once(':').map(|(_, c)| c).unwrap_or("");
                 let _ = tx.send(format!(":tmi.twitch.tv CAP * ACK :{caps}"));

@@ -33,6 +33,8 @@ pub struct ReadGate {
     waker: AtomicWaker,
     /// Reading is stopped (for counting pauses, not for deciding).
     paused: AtomicBool,
+    /// Which connection this is: one more each time a socket is opened.
+    generation: AtomicU64,
 }
 
 impl ReadGate {
@@ -44,6 +46,7 @@ impl ReadGate {
             taken_at_idle: AtomicU64::new(0),
             waker: AtomicWaker::new(),
             paused: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -53,7 +56,13 @@ impl ReadGate {
     }
 
     /// A new connection: what the old one left unread is gone with it.
+    /// The connection now in use (see the field).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     pub fn connected(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
         self.read.store(0, Ordering::Release);
         self.taken.store(0, Ordering::Release);
         self.taken_at_idle.store(0, Ordering::Release);

@@ -9,6 +9,7 @@ mod connection;
 mod gate;
 mod inbound;
 mod markup;
+mod outbox;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -55,7 +56,8 @@ impl Platform for Twitch {
             common: account.common.clone(),
             cfg: account.settings.clone(),
             endpoint,
-            client: tokio::sync::RwLock::new(None),
+            link: tokio::sync::RwLock::new(None),
+            outbox: Arc::new(outbox::Outbox::default()),
         }))
     }
 }
@@ -66,7 +68,16 @@ pub struct TwitchBridge {
     cfg: TwitchConfig,
     endpoint: Endpoint,
     /// The client of the live connection, for deliveries.
-    client: tokio::sync::RwLock<Option<connection::IrcClient>>,
+    link: tokio::sync::RwLock<Option<Link>>,
+    /// What was sent and not yet confirmed (kept across connections).
+    outbox: Arc<outbox::Outbox>,
+}
+
+/// A running client and the gate of its connections.
+#[derive(Clone)]
+struct Link {
+    client: connection::IrcClient,
+    gate: Arc<gate::ReadGate>,
 }
 
 impl TwitchBridge {
@@ -153,8 +164,11 @@ impl Bridge for TwitchBridge {
         client
             .set_wanted_channels(wanted.clone())
             .map_err(|e| BridgeError::Connection(format!("invalid channel: {e}")))?;
-        *self.client.write().await = Some(client.clone());
-        let _forget = ForgetClient(&self.client);
+        *self.link.write().await = Some(Link {
+            client: client.clone(),
+            gate: gate.clone(),
+        });
+        let _forget = ForgetClient(&self.link);
 
         let mut reader = inbound::Reader::new(&self.name, &self.cfg.login);
         let mut check = tokio::time::interval(Duration::from_millis(250));
@@ -169,12 +183,16 @@ impl Bridge for TwitchBridge {
                     let Some(msg) = msg else {
                         return Err(BridgeError::Connection("twitch client stopped".into()));
                     };
+                    self.answer(&msg);
                     reader.handle(msg, &ctx.inbound).await?;
                     gate.took();
                 }
                 _ = check.tick() => {
                     if incoming.is_empty() {
                         gate.idle();
+                    }
+                    if self.outbox.unconfirmed() > 0 {
+                        self.outbox.resend_due(&client, &gate).await;
                     }
                     let mut joined = 0;
                     for login in &wanted {
@@ -211,8 +229,8 @@ impl Bridge for TwitchBridge {
         if self.cfg.is_anonymous() {
             return Err(DeliverError::reject("the twitch login is anonymous (read-only)").into());
         }
-        let client = self
-            .client
+        let link = self
+            .link
             .read()
             .await
             .clone()
@@ -220,15 +238,14 @@ impl Bridge for TwitchBridge {
         let login = d.channel.trim_start_matches('#').to_string();
         post_parts(parts, |_, part| {
             let line = markup::guard_command(&render::single_line(part));
-            let (client, login) = (&client, login.clone());
+            let (link, login) = (&link, login.clone());
             async move {
                 if !line.is_empty() {
-                    client
-                        .privmsg(login, line)
-                        .await
-                        .map_err(DeliverError::retry)?;
+                    self.outbox
+                        .send(&link.client, &link.gate, &login, line)
+                        .await?;
                 }
-                // Twitch gives no id for our own messages.
+                // The id Twitch gives comes later (USERSTATE), apart from the post.
                 Ok(None)
             }
         })
@@ -236,8 +253,32 @@ impl Bridge for TwitchBridge {
     }
 }
 
+impl TwitchBridge {
+    /// Twitch's answer to a line we sent: a USERSTATE with the new message's
+    /// id accepts it, a NOTICE about the message refuses it.
+    fn answer(&self, msg: &twitch_irc::message::ServerMessage) {
+        use twitch_irc::message::ServerMessage;
+        match msg {
+            ServerMessage::UserState(u) if u.source.tags.0.contains_key("id") => {
+                self.outbox.confirmed(&u.channel_login);
+            }
+            ServerMessage::Notice(n) => {
+                let (Some(channel), Some(id)) = (&n.channel_login, &n.message_id) else {
+                    return;
+                };
+                if id.starts_with("msg_") {
+                    let line = self.outbox.refused(channel);
+                    tracing::error!(channel, notice = %n.message_text, msg_id = %id, line = ?line, "twitch refused a line");
+                    metrics::counter!("jetbridge_delivery_failures_total", "bridge" => self.name.clone(), "reason" => "refused").increment(1);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// Forget the client when `run` ends, so deliveries wait for the next connection.
-struct ForgetClient<'a>(&'a tokio::sync::RwLock<Option<connection::IrcClient>>);
+struct ForgetClient<'a>(&'a tokio::sync::RwLock<Option<Link>>);
 
 impl Drop for ForgetClient<'_> {
     fn drop(&mut self) {

@@ -7,6 +7,7 @@
 //! A bridge owns its platform connection and its markup; it never touches NATS.
 //! Routing, pacing, retries and acks are the router's.
 
+mod catchup;
 mod delivery;
 mod inbound;
 mod platform;
@@ -21,6 +22,7 @@ use crate::config::{CommonBridgeConfig, Direction};
 use crate::event::ChatEvent;
 use crate::status::{Health, State};
 
+pub use catchup::Window;
 pub use delivery::{
     Action, Combined, DeliverError, DeliverFailure, Delivery, OutboundSpec, Posted, post_parts,
 };

@@ -204,6 +204,16 @@ impl Bus {
         match stream.get_last_raw_message_by_subject(subject).await {
             Ok(m) => Ok(Some(m.payload)),
             Err(e) if matches!(e.kind(), LastRawMessageErrorKind::NoMessageFound) => Ok(None),
+            // No stream yet: nothing was ever stored.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    LastRawMessageErrorKind::JetStream(ref j)
+                        if j.error_code() == async_nats::jetstream::ErrorCode::STREAM_NOT_FOUND
+                ) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(self.stream_error(e)),
         }
     }

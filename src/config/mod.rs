@@ -142,6 +142,14 @@ pub struct CommonBridgeConfig {
     /// one post.
     #[serde(with = "duration")]
     pub coalesce_after: Duration,
+    /// Catch up on start and after a lost session from the platform's history
+    /// (default: on where the platform keeps history). Resolved at load.
+    pub backfill: Option<bool>,
+    /// At most this many messages per channel and catch-up (the newest).
+    pub backfill_max: usize,
+    /// Never older than this.
+    #[serde(with = "duration")]
+    pub backfill_max_age: Duration,
 }
 
 impl Default for CommonBridgeConfig {
@@ -153,7 +161,17 @@ impl Default for CommonBridgeConfig {
             max_parts: 3,
             rate_limit: true,
             coalesce_after: Duration::from_secs(2),
+            backfill: None,
+            backfill_max: 500,
+            backfill_max_age: Duration::from_secs(24 * 3600),
         }
+    }
+}
+
+impl CommonBridgeConfig {
+    /// Whether this account catches up from history.
+    pub fn backfill_on(&self) -> bool {
+        self.backfill == Some(true)
     }
 }
 
@@ -166,6 +184,9 @@ const COMMON_KEYS: &[&str] = &[
     "max_parts",
     "rate_limit",
     "coalesce_after",
+    "backfill",
+    "backfill_max",
+    "backfill_max_age",
 ];
 
 /// One configured bridge (an account on a platform).

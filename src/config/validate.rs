@@ -224,7 +224,19 @@ impl<'p> Validator<'p> {
                 common_map.insert((*key).to_string(), v);
             }
         }
-        let common: CommonBridgeConfig = self.section(path, Some(Value::Object(common_map)));
+        let mut common: CommonBridgeConfig = self.section(path, Some(Value::Object(common_map)));
+        match common.backfill {
+            Some(true) if !platform.has_history() => self.problem(
+                &format!("{path}.backfill"),
+                ProblemKind::Invalid,
+                format!(
+                    "{} keeps no history to catch up from (leave backfill out, or false)",
+                    platform.name()
+                ),
+            ),
+            Some(_) => {}
+            None => common.backfill = Some(platform.has_history()),
+        }
         if common.max_parts == 0 {
             self.problem(
                 &format!("{path}.max_parts"),

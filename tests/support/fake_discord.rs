@@ -52,6 +52,12 @@ struct State_ {
     /// Webhooks by id: (channel, token).
     webhooks: Mutex<HashMap<String, (String, String)>>,
     gateway: Mutex<Vec<mpsc::UnboundedSender<String>>>,
+    /// New gateway connections are dropped until then (an outage).
+    gateway_down_until: std::sync::Mutex<Option<Instant>>,
+    /// Sessions ended by an outage: a RESUME is answered with INVALID_SESSION.
+    sessions_invalid: std::sync::atomic::AtomicBool,
+    /// Every message of each channel, oldest first (what history serves).
+    history: std::sync::Mutex<HashMap<String, Vec<Value>>>,
     identified: Mutex<Vec<Value>>,
     changed: Notify,
     next_id: AtomicU64,
@@ -72,7 +78,7 @@ impl FakeDiscord {
         let rest = rest_l.local_addr().unwrap();
         let gateway = gw_l.local_addr().unwrap();
         let st = Arc::new(State_ {
-            next_id: AtomicU64::new(1_000_000_000_000_000_000),
+            next_id: AtomicU64::new(0),
             ..Default::default()
         });
         let app_state = AppState {
@@ -88,6 +94,15 @@ impl FakeDiscord {
         let tok = token.to_string();
         tokio::spawn(async move {
             while let Ok((sock, _)) = gw_l.accept().await {
+                let down = gst
+                    .gateway_down_until
+                    .lock()
+                    .unwrap()
+                    .is_some_and(|t| Instant::now() < t);
+                if down {
+                    drop(sock);
+                    continue;
+                }
                 tokio::spawn(gateway_conn(sock, gst.clone(), tok.clone(), gateway));
             }
         });
@@ -104,7 +119,7 @@ impl FakeDiscord {
     }
 
     pub fn snowflake(&self) -> String {
-        self.st.next_id.fetch_add(1, Ordering::SeqCst).to_string()
+        snowflake(&self.st).to_string()
     }
 
     /// Answer the next `n` message posts with `status` and `body`.
@@ -198,6 +213,9 @@ impl FakeDiscord {
 
     /// Send a dispatch to every connected gateway client.
     pub async fn dispatch(&self, t: &str, d: Value) {
+        if t == "MESSAGE_CREATE" {
+            self.remember(&d);
+        }
         let s = self.st.seq.fetch_add(1, Ordering::SeqCst) + 2;
         let frame = json!({ "op": 0, "t": t, "s": s, "d": d }).to_string();
         let conns = self.st.gateway.lock().await;
@@ -231,6 +249,37 @@ impl FakeDiscord {
         id
     }
 
+    fn remember(&self, message: &Value) {
+        remember(&self.st, message);
+    }
+
+    /// A message from `name` that arrives while no gateway client is there
+    /// (jetbridge is away): it is only in the channel's history.
+    pub fn message_while_away(&self, channel: &str, name: &str, content: &str) -> String {
+        let id = self.snowflake();
+        let m = message_json(&id, channel, user_json(name), content);
+        self.remember(&m);
+        id
+    }
+
+    /// Close every gateway connection, drop new ones for `d`, and end the
+    /// sessions (a RESUME after it is refused, as after a long outage).
+    pub async fn gateway_down_for(&self, d: Duration) {
+        *self.st.gateway_down_until.lock().unwrap() = Some(Instant::now() + d);
+        self.st
+            .sessions_invalid
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        for c in self.st.gateway.lock().await.drain(..) {
+            let _ = c.send("__close_1001".into());
+        }
+        self.st.changed.notify_waiters();
+    }
+
+    /// How many IDENTIFYs (new sessions) the gateway saw.
+    pub async fn identifies(&self) -> usize {
+        self.st.identified.lock().await.len()
+    }
+
     /// A webhook id we created for `channel`, if any.
     pub async fn webhook_for(&self, channel: &str) -> Option<(String, String)> {
         self.st
@@ -240,6 +289,18 @@ impl FakeDiscord {
             .iter()
             .find(|(_, (c, _))| c == channel)
             .map(|(id, (_, tok))| (id.clone(), tok.clone()))
+    }
+}
+
+/// Keep a message in its channel's history.
+fn remember(st: &State_, message: &Value) {
+    if let Some(ch) = message["channel_id"].as_str() {
+        st.history
+            .lock()
+            .unwrap()
+            .entry(ch.to_string())
+            .or_default()
+            .push(message.clone());
     }
 }
 
@@ -257,10 +318,44 @@ fn merge(base: &mut Value, extra: Value) {
     }
 }
 
+/// Discord's epoch (2015-01-01), in Unix milliseconds.
+const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
+
+/// A new snowflake: the current time in its upper bits, as Discord's ids are
+/// (history and catch-up compare them with times), never the same twice.
+fn snowflake(st: &State_) -> u64 {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or_default();
+    let now = (now_ms - DISCORD_EPOCH_MS) << 22;
+    let mut last = st.next_id.load(Ordering::SeqCst);
+    loop {
+        let next = now.max(last + 1);
+        match st
+            .next_id
+            .compare_exchange(last, next, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
+    }
+}
+
+/// The time a snowflake was made, as Discord writes timestamps.
+fn snowflake_time(id: &str) -> String {
+    let ms = id
+        .parse::<u64>()
+        .map(|i| (i >> 22) + DISCORD_EPOCH_MS)
+        .unwrap_or_default();
+    let t = chrono::DateTime::from_timestamp_millis(ms as i64).unwrap_or_default();
+    t.format("%Y-%m-%dT%H:%M:%S%.6f+00:00").to_string()
+}
+
 pub fn message_json(id: &str, channel: &str, author: Value, content: &str) -> Value {
     json!({
         "id": id, "channel_id": channel, "guild_id": GUILD_ID, "author": author,
-        "content": content, "timestamp": "2026-11-23T10:00:00.123000+00:00",
+        "content": content, "timestamp": snowflake_time(id),
         "edited_timestamp": null, "tts": false, "mention_everyone": false,
         "mentions": [], "mention_roles": [], "attachments": [], "embeds": [],
         "pinned": false, "type": 0
@@ -370,7 +465,58 @@ async fn rest_handler(
         }
         return resp;
     }
+    let query: HashMap<String, String> = uri
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let answer: (StatusCode, Value) = match (method.as_str(), segs.as_slice()) {
+        ("GET", ["channels", ch, "messages"]) => {
+            let limit: usize = query
+                .get("limit")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(50);
+            let id_of = |m: &Value| {
+                m["id"]
+                    .as_str()
+                    .and_then(|i| i.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            let before = query.get("before").and_then(|b| b.parse::<u64>().ok());
+            let after = query.get("after").and_then(|b| b.parse::<u64>().ok());
+            let history = st.history.lock().unwrap();
+            let all = history.get(*ch).cloned().unwrap_or_default();
+            // Discord: the `limit` messages nearest the cursor, newest first.
+            let mut page: Vec<Value> = match (before, after) {
+                (_, Some(a)) => all
+                    .into_iter()
+                    .filter(|m| id_of(m) > a)
+                    .take(limit)
+                    .collect(),
+                (Some(b), None) => {
+                    let older: Vec<Value> = all.into_iter().filter(|m| id_of(m) < b).collect();
+                    older[older.len().saturating_sub(limit)..].to_vec()
+                }
+                (None, None) => all[all.len().saturating_sub(limit)..].to_vec(),
+            };
+            page.reverse();
+            (StatusCode::OK, Value::Array(page))
+        }
+        ("GET", ["channels", ch, "messages", id]) => {
+            let history = st.history.lock().unwrap();
+            match history
+                .get(*ch)
+                .and_then(|all| all.iter().find(|m| m["id"] == *id))
+            {
+                Some(m) => (StatusCode::OK, m.clone()),
+                None => (
+                    StatusCode::NOT_FOUND,
+                    json!({"message": "Unknown Message", "code": 10008}),
+                ),
+            }
+        }
         ("GET", ["gateway"]) | ("GET", ["gateway", "bot"]) => (
             StatusCode::OK,
             json!({"url": format!("ws://{}", app.gateway), "shards": 1,
@@ -387,7 +533,7 @@ async fn rest_handler(
         ("POST", ["channels", ch, "messages"]) => (
             StatusCode::OK,
             message_json(
-                &st.next_id.fetch_add(1, Ordering::SeqCst).to_string(),
+                &snowflake(st).to_string(),
                 ch,
                 bot_user(),
                 body_v["content"].as_str().unwrap_or(""),
@@ -407,7 +553,7 @@ async fn rest_handler(
             (StatusCode::OK, Value::Array(list))
         }
         ("POST", ["channels", ch, "webhooks"]) => {
-            let id = st.next_id.fetch_add(1, Ordering::SeqCst).to_string();
+            let id = snowflake(st).to_string();
             let token = format!("hooktoken{id}");
             st.webhooks
                 .lock()
@@ -431,7 +577,7 @@ async fn rest_handler(
                             json!({"message": "Invalid Form Body", "code": 50035}),
                         )
                     } else {
-                        let mid = st.next_id.fetch_add(1, Ordering::SeqCst).to_string();
+                        let mid = snowflake(st).to_string();
                         let mut m = message_json(
                             &mid,
                             ch,
@@ -459,6 +605,7 @@ async fn rest_handler(
     if is_post_message && !failed {
         // The id the post got, for tests that follow its edits and deletes.
         req.body["_id"] = answer.1["id"].clone();
+        remember(st, &answer.1);
     }
     st.requests.lock().await.push(req);
     st.changed.notify_waiters();
@@ -496,6 +643,15 @@ async fn gateway_conn(
         .await;
     let writer = tokio::spawn(async move {
         while let Some(frame) = out_rx.recv().await {
+            if frame == "__close_1001" {
+                let _ = tx
+                    .send(WsMessage::Close(Some(CloseFrame {
+                        code: CloseCode::Away,
+                        reason: "going away".into(),
+                    })))
+                    .await;
+                break;
+            }
             if frame == "__close_4004" {
                 let _ = tx
                     .send(WsMessage::Close(Some(CloseFrame {
@@ -517,6 +673,8 @@ async fn gateway_conn(
         match v["op"].as_u64() {
             Some(2) => {
                 st.identified.lock().await.push(v["d"].clone());
+                st.sessions_invalid
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
                 if v["d"]["token"].as_str() != Some(token.as_str())
                     && v["d"]["token"].as_str() != Some(&format!("Bot {token}"))
                 {
@@ -535,6 +693,14 @@ async fn gateway_conn(
             }
             Some(1) => {
                 let _ = out_tx.send(json!({"op": 11}).to_string());
+            }
+            Some(6)
+                if st
+                    .sessions_invalid
+                    .load(std::sync::atomic::Ordering::SeqCst) =>
+            {
+                // The session did not outlive the outage: start a new one.
+                let _ = out_tx.send(json!({"op": 9, "d": false}).to_string());
             }
             Some(6) => {
                 let _ = out_tx.send(json!({"op": 0, "t": "RESUMED", "s": 1, "d": {}}).to_string());

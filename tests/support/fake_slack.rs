@@ -43,6 +43,10 @@ struct St {
     refuse_customize: AtomicBool,
     /// Posts fail with this status until then (an outage).
     down_until: std::sync::Mutex<Option<(Instant, u16)>>,
+    /// Sockets cannot be opened until then (an outage of Socket Mode).
+    sockets_down_until: std::sync::Mutex<Option<Instant>>,
+    /// Every message of each channel, in the order it came (what history serves).
+    history: std::sync::Mutex<std::collections::HashMap<String, Vec<Value>>>,
     sockets: Mutex<Vec<mpsc::UnboundedSender<String>>>,
     acks: Mutex<Vec<String>>,
     connections: AtomicU64,
@@ -69,7 +73,7 @@ impl FakeSlack {
         let addr = api.local_addr().unwrap();
         let ws_addr = ws.local_addr().unwrap();
         let st = Arc::new(St {
-            next_ts: AtomicU64::new(100),
+            next_ts: AtomicU64::new(0),
             ..Default::default()
         });
         let app = Router::new().fallback(api_handler).with_state(App {
@@ -195,6 +199,14 @@ impl FakeSlack {
 
     /// Send (or resend, as Slack does when an ack is missing) one envelope.
     pub async fn send_envelope(&self, envelope_id: &str, event_id: &str, event: Value) {
+        let kept = event["type"] == "message"
+            && !matches!(
+                event["subtype"].as_str(),
+                Some("message_changed" | "message_deleted")
+            );
+        if kept {
+            remember(&self.st, &event);
+        }
         let frame = json!({
             "envelope_id": envelope_id, "type": "events_api", "accepts_response_payload": false,
             "retry_attempt": 0, "retry_reason": "",
@@ -209,6 +221,27 @@ impl FakeSlack {
         let _ = sock.send(frame.to_string());
     }
 
+    /// A message from `user` that arrives while no socket is open (jetbridge is
+    /// away): it is only in the channel's history. Returns its ts.
+    pub fn message_while_away(&self, channel: &str, user: &str, text: &str) -> String {
+        let ts = self.next_ts();
+        remember(&self.st, &message(channel, user, text, &ts));
+        ts
+    }
+
+    /// Close every socket and refuse to open new ones for `d`.
+    pub async fn sockets_down_for(&self, d: Duration) {
+        *self.st.sockets_down_until.lock().unwrap() = Some(Instant::now() + d);
+        for s in self.st.sockets.lock().await.iter() {
+            let _ = s.send("__close".into());
+        }
+    }
+
+    /// How many Socket Mode connections were opened so far.
+    pub fn opened(&self) -> u64 {
+        self.connections()
+    }
+
     /// Ask the client to reconnect, as Slack does before rotating a connection.
     pub async fn send_disconnect(&self) {
         let frame = json!({"type": "disconnect", "reason": "refresh_requested", "debug_info": {"host": "fake"}});
@@ -219,10 +252,40 @@ impl FakeSlack {
 
     /// A user's message event; returns its ts.
     pub fn next_ts(&self) -> String {
-        format!(
-            "1700000000.{:06}",
-            self.st.next_ts.fetch_add(1, Ordering::SeqCst)
-        )
+        next_ts(&self.st)
+    }
+}
+
+/// A new `ts`: the current time in microseconds, as Slack's are (history and
+/// catch-up compare them with times), never the same twice.
+fn next_ts(st: &St) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or_default();
+    let mut last = st.next_ts.load(Ordering::SeqCst);
+    let us = loop {
+        let next = now.max(last + 1);
+        match st
+            .next_ts
+            .compare_exchange(last, next, Ordering::SeqCst, Ordering::SeqCst)
+        {
+            Ok(_) => break next,
+            Err(seen) => last = seen,
+        }
+    };
+    format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
+}
+
+/// Keep a message in its channel's history.
+fn remember(st: &St, message: &Value) {
+    if let Some(ch) = message["channel"].as_str() {
+        st.history
+            .lock()
+            .unwrap()
+            .entry(ch.to_string())
+            .or_default()
+            .push(message.clone());
     }
 }
 
@@ -295,8 +358,15 @@ async fn api_handler(
         .unwrap_or("")
         .to_string();
     let st = &app.st;
+    let sockets_down = st
+        .sockets_down_until
+        .lock()
+        .unwrap()
+        .is_some_and(|t| Instant::now() < t);
     let (status, answer): (u16, Value) = if method == "apps.connections.open" {
-        if token == APP_TOKEN {
+        if sockets_down {
+            (503, json!({"ok": false, "error": "service_unavailable"}))
+        } else if token == APP_TOKEN {
             (
                 200,
                 json!({"ok": true, "url": format!("ws://{}/link/?ticket=t{}", app.ws, st.connections.load(Ordering::SeqCst))}),
@@ -362,12 +432,63 @@ async fn api_handler(
                         json!({"ok": false, "error": "missing_scope", "needed": "chat:write.customize", "provided": "chat:write"}),
                     )
                 }
+                "conversations.history" => {
+                    let ch = p["channel"].as_str().unwrap_or("").to_string();
+                    let oldest = p["oldest"].as_str().unwrap_or("0").to_string();
+                    let inclusive = p["inclusive"] == "true";
+                    let limit: usize = p["limit"]
+                        .as_str()
+                        .and_then(|l| l.parse().ok())
+                        .unwrap_or(100);
+                    let from: usize = p["cursor"]
+                        .as_str()
+                        .and_then(|c| c.parse().ok())
+                        .unwrap_or(0);
+                    let ts_of = |m: &Value| {
+                        m["ts"]
+                            .as_str()
+                            .and_then(|t| t.parse::<f64>().ok())
+                            .unwrap_or(0.0)
+                    };
+                    let floor: f64 = oldest.parse().unwrap_or(0.0);
+                    let mut all: Vec<Value> = st
+                        .history
+                        .lock()
+                        .unwrap()
+                        .get(&ch)
+                        .cloned()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|m| {
+                            if inclusive {
+                                ts_of(m) >= floor
+                            } else {
+                                ts_of(m) > floor
+                            }
+                        })
+                        .collect();
+                    // Newest first, a page at a time.
+                    all.sort_by(|a, b| ts_of(b).total_cmp(&ts_of(a)));
+                    let page: Vec<Value> = all.iter().skip(from).take(limit).cloned().collect();
+                    let next = if from + limit < all.len() {
+                        (from + limit).to_string()
+                    } else {
+                        String::new()
+                    };
+                    (
+                        200,
+                        json!({"ok": true, "messages": page, "has_more": !next.is_empty(),
+                               "response_metadata": {"next_cursor": next}}),
+                    )
+                }
                 "chat.postMessage" => {
-                    let ts = format!(
-                        "1800000000.{:06}",
-                        st.next_ts.fetch_add(1, Ordering::SeqCst)
-                    );
+                    let ts = next_ts(st);
                     let ch = p["channel"].clone();
+                    remember(
+                        st,
+                        &json!({"type": "message", "channel": ch, "text": p["text"], "ts": ts,
+                                "bot_id": BOT_ID, "user": BOT_USER, "username": p["username"]}),
+                    );
                     (
                         200,
                         json!({"ok": true, "channel": ch, "ts": ts, "message": {"type": "message", "text": p["text"], "ts": ts, "bot_id": BOT_ID}}),
@@ -422,6 +543,10 @@ async fn socket_conn(sock: tokio::net::TcpStream, st: Arc<St>) {
     st.changed.notify_waiters();
     let writer = tokio::spawn(async move {
         while let Some(f) = out_rx.recv().await {
+            if f == "__close" {
+                let _ = tx.send(WsMessage::Close(None)).await;
+                break;
+            }
             if tx.send(WsMessage::text(f)).await.is_err() {
                 break;
             }

@@ -4,6 +4,7 @@
 
 mod config;
 mod gateway;
+mod history;
 mod inbound;
 mod markup;
 mod outbound;
@@ -111,6 +112,9 @@ impl DiscordBridge {
             G::Ready(me) => {
                 *shared.me.write().await = Some(me);
                 tracing::info!("discord ready");
+                // A new session: what was said since the last one is not
+                // coming. Read it before the events queued behind this one.
+                shared.catch_up(ctx).await;
             }
             G::Resumed => tracing::info!("discord session resumed"),
             G::Message(msg) => {

@@ -98,19 +98,26 @@ impl Shared {
             || (sender.bot_id.is_some() && sender.bot_id.as_ref().map(|b| b.to_string()) == *bot)
     }
 
+    /// Publish what a message event says (a message, an edit, a delete).
     pub(super) async fn on_message(&self, ev: SlackMessageEvent, inbound: &Inbound) {
-        let Some(channel) = ev.origin.channel.as_ref().map(|c| c.to_string()) else {
-            return;
-        };
+        if let Some(e) = self.message_event(ev).await {
+            inbound.publish(e).await;
+        }
+    }
+
+    /// What a message event says, as a chat event; `None` for our own posts,
+    /// ignored bots, and what is not chat (joins, unfurls).
+    pub(super) async fn message_event(&self, ev: SlackMessageEvent) -> Option<ChatEvent> {
+        let channel = ev.origin.channel.as_ref().map(|c| c.to_string())?;
         match ev.subtype {
             Some(SlackMessageEventType::MessageChanged) => {
-                let Some(edited) = ev.message else { return };
+                let edited = ev.message?;
                 if self.is_own(&edited.sender).await {
-                    return;
+                    return None;
                 }
                 let Some(marker) = edited.edited.as_ref().map(|e| e.ts.to_string()) else {
                     // An unfurl or other change of attachments, not an edit.
-                    return;
+                    return None;
                 };
                 let text = self
                     .to_common(
@@ -130,23 +137,18 @@ impl Shared {
                     Some(author),
                     text,
                 );
-                inbound.publish(e).await;
+                Some(e)
             }
             Some(SlackMessageEventType::MessageDeleted) => {
-                let Some(ts) = ev
+                let ts = ev
                     .deleted_ts
-                    .or_else(|| ev.previous_message.as_ref().map(|p| p.ts.clone()))
-                else {
-                    return;
-                };
+                    .or_else(|| ev.previous_message.as_ref().map(|p| p.ts.clone()))?;
                 let author = match &ev.previous_message {
-                    Some(p) if self.is_own(&p.sender).await => return,
+                    Some(p) if self.is_own(&p.sender).await => return None,
                     Some(p) => Some(self.author(&p.sender).await),
                     None => None,
                 };
-                inbound
-                    .publish(ChatEvent::delete(&self.name, &channel, ts.as_ref(), author))
-                    .await;
+                Some(ChatEvent::delete(&self.name, &channel, ts.as_ref(), author))
             }
             None
             | Some(SlackMessageEventType::MeMessage)
@@ -154,12 +156,12 @@ impl Shared {
             | Some(SlackMessageEventType::ThreadBroadcast)
             | Some(SlackMessageEventType::BotMessage) => {
                 if self.is_own(&ev.sender).await {
-                    return;
+                    return None;
                 }
                 let is_bot = ev.sender.bot_id.is_some()
                     || ev.subtype == Some(SlackMessageEventType::BotMessage);
                 if is_bot && self.cfg.ignore_bots {
-                    return;
+                    return None;
                 }
                 let content = ev.content.as_ref();
                 let mut text = self
@@ -194,10 +196,10 @@ impl Shared {
                         });
                     }
                 }
-                inbound.publish(e).await;
+                Some(e)
             }
             // Joins, topic changes and the like are not chat.
-            Some(_) => {}
+            Some(_) => None,
         }
     }
 }

@@ -6,6 +6,7 @@
 
 mod api;
 mod config;
+mod history;
 mod inbound;
 mod markup;
 mod outbound;
@@ -173,7 +174,12 @@ impl Bridge for SlackBridge {
             tokio::select! {
                 ended = &mut socket => return ended,
                 ev = rx.recv() => match ev {
-                    Some(socket::SocketEvent::Connected) => ctx.status.connected(),
+                    Some(socket::SocketEvent::Connected) => {
+                        ctx.status.connected();
+                        // Whatever was said while no connection was open is not
+                        // coming: read it before the events queued behind.
+                        b.catch_up(&ctx).await;
+                    }
                     Some(socket::SocketEvent::Lost(why)) => ctx.status.connecting(why),
                     Some(socket::SocketEvent::Push(cb)) => {
                         if let SlackEventCallbackBody::Message(msg) = cb.event {

@@ -1,0 +1,138 @@
+//! Catch-up from Discord's history: on a new gateway session (the first, or
+//! one after a session that could not be resumed), each read channel's
+//! messages after the last one stored are read over REST, newest first
+//! (`GET /channels/{id}/messages?before=…`, 100 a page) down to the window's
+//! start, and stored oldest first as if they had arrived live.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use serenity::all::Message;
+
+use super::Shared;
+use super::rest::{Auth, RestError};
+use crate::bridge::{BridgeContext, Window};
+
+/// Discord's epoch (2015-01-01), in Unix milliseconds.
+const DISCORD_EPOCH_MS: i64 = 1_420_070_400_000;
+
+/// The smallest snowflake of a message sent after `t`.
+fn snowflake_at(t: DateTime<Utc>) -> u64 {
+    let ms = (t.timestamp_millis() - DISCORD_EPOCH_MS).max(0) as u64;
+    ms << 22
+}
+
+/// How many 429s in a row a catch-up waits out before it gives up.
+const MAX_WAITS: usize = 10;
+
+impl Shared {
+    /// Catch every read channel up (see the file's header).
+    pub(super) async fn catch_up(&self, ctx: &BridgeContext) {
+        if !self.common.backfill_on() {
+            return;
+        }
+        let mut caught_up = 0;
+        for (channel, direction) in &ctx.channels {
+            if !direction.reads() {
+                continue;
+            }
+            let Some(window) = ctx.inbound.catch_up_window(channel, &self.common).await else {
+                continue;
+            };
+            let (pages, more) = match self.missed(&window).await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(channel, error = %e, "cannot read the channel's history; not caught up");
+                    continue;
+                }
+            };
+            let mut events = Vec::new();
+            for raw in pages {
+                let id = raw["id"].as_str().unwrap_or("?").to_string();
+                match serde_json::from_value::<Message>(raw) {
+                    Ok(msg) => events.extend(self.message_event(&msg).await),
+                    Err(e) => ctx.inbound.unparsed(&id, &e),
+                }
+            }
+            caught_up += events.len();
+            ctx.inbound.publish_caught_up(&window, events, more).await;
+        }
+        tracing::info!(caught_up, "catch-up finished");
+    }
+
+    /// The messages of the window, oldest first, and whether older ones were
+    /// left out (more than `window.max`).
+    async fn missed(&self, window: &Window) -> Result<(Vec<Value>, bool), RestError> {
+        let after_id = window
+            .after_id
+            .as_deref()
+            .and_then(|i| i.parse::<u64>().ok());
+        let after = after_id.unwrap_or(0).max(snowflake_at(window.after_time));
+        let mut got: Vec<Value> = Vec::new();
+        let mut before: Option<u64> = None;
+        loop {
+            let path = match before {
+                Some(b) => format!("/channels/{}/messages?limit=100&before={b}", window.channel),
+                None => format!("/channels/{}/messages?limit=100", window.channel),
+            };
+            let page = self.get_waiting(&path).await?;
+            let list = page.as_array().cloned().unwrap_or_default();
+            let full = list.len() == 100;
+            for m in list {
+                let Some(id) = m["id"].as_str().and_then(|i| i.parse::<u64>().ok()) else {
+                    continue;
+                };
+                if id <= after {
+                    got.reverse();
+                    return Ok((got, false));
+                }
+                if got.len() == window.max {
+                    got.reverse();
+                    return Ok((got, true));
+                }
+                before = Some(id);
+                got.push(m);
+            }
+            if !full {
+                got.reverse();
+                return Ok((got, false));
+            }
+        }
+    }
+
+    /// A GET that waits out Discord's 429s.
+    async fn get_waiting(&self, path: &str) -> Result<Value, RestError> {
+        let mut waits = 0;
+        loop {
+            match self
+                .rest
+                .call(reqwest::Method::GET, path, None, Auth::Bot)
+                .await
+            {
+                Err(e) if e.status == Some(429) && waits < MAX_WAITS => {
+                    waits += 1;
+                    let after = e.retry_after.unwrap_or(Duration::from_secs(1));
+                    tracing::info!(retry_after = ?after, "catch-up rate limited; waiting");
+                    tokio::time::sleep(after).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snowflakes_follow_time() {
+        // The id of a message of 2024-01-01T00:00:00Z is at least this.
+        let t = DateTime::parse_from_rfc3339("2024-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(snowflake_at(t) >> 22, 1_704_067_200_000 - 1_420_070_400_000);
+        assert_eq!(snowflake_at(DateTime::<Utc>::MIN_UTC), 0);
+    }
+}

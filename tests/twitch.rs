@@ -339,5 +339,8 @@ async fn sigterm_exits_cleanly() {
     fake.wait_sent("#beta", 1, WAIT).await;
     let status = jb.terminate().await;
     assert!(status.success(), "exit {status:?}\n{}", jb.logs());
-    assert!(jb.logs().contains("stopped"));
+    let logs = jb.logs();
+    assert!(logs.contains("stopped"));
+    // Written to a pipe, not a terminal: no colour codes.
+    assert!(!logs.contains('\u{1b}'), "escape codes in logs:\n{logs}");
 }

@@ -279,3 +279,79 @@ async fn a_wrong_token_fails_clearly_and_twitch_keeps_working() {
     );
     assert!(!jb.logs().contains("a-wrong-token"), "token in logs");
 }
+
+#[tokio::test]
+async fn forwards_components_v2_polls_and_embeds_arrive_as_text() {
+    let s = setup("").await;
+    let snapshot_file = s.discord.attachment(CH, "map.png", b"MAP", false);
+    // A forward: no content of its own; the words are in the snapshot.
+    s.discord
+        .user_message(CH, "444", "Ann", "", json!({
+            "flags": 1 << 14,
+            "message_reference": {"type": 1, "channel_id": "555", "message_id": "556", "guild_id": "557"},
+            "message_snapshots": [{"message": {
+                "type": 0, "content": "the **original** words", "embeds": [], "attachments": [snapshot_file],
+                "timestamp": "2026-11-29T10:00:00.000000+00:00", "edited_timestamp": null, "flags": 0,
+                "mentions": [], "mention_roles": [], "components": []}}]
+        }))
+        .await;
+    // Components V2 from another bot: no content; serenity drops the components.
+    let bot = json!({"id": "888", "username": "notifier", "global_name": "Notifier", "discriminator": "0",
+                     "avatar": null, "bot": true});
+    let mut v2 = support::fake_discord::message_json(&s.discord.snowflake(), CH, bot.clone(), "");
+    v2["flags"] = json!(1 << 15);
+    v2["components"] = json!([{"type": 17, "id": 1, "components": [
+        {"type": 10, "id": 2, "content": "We are **live**"},
+        {"type": 9, "id": 3, "components": [{"type": 10, "id": 4, "content": "Playing chess"}],
+         "accessory": {"type": 2, "id": 5, "style": 5, "label": "Watch", "url": "https://twitch.tv/x"}}]}]);
+    s.discord.dispatch("MESSAGE_CREATE", v2).await;
+    // An unknown component inside an action row: serenity cannot read the
+    // message at all.
+    let mut odd = support::fake_discord::message_json(&s.discord.snowflake(), CH, bot.clone(), "");
+    odd["components"] = json!([{"type": 1, "components": [{"type": 99, "id": 1}]},
+                               {"type": 10, "id": 2, "content": "from the future"}]);
+    s.discord.dispatch("MESSAGE_CREATE", odd).await;
+    // A poll, and an embed-only announcement.
+    s.discord
+        .user_message(CH, "444", "Ann", "", json!({"poll": {
+            "question": {"text": "Lunch?"},
+            "answers": [{"answer_id": 1, "poll_media": {"text": "Pizza"}}, {"answer_id": 2, "poll_media": {"text": "Sushi"}}],
+            "expiry": null, "allow_multiselect": false, "layout_type": 1}}))
+        .await;
+    let mut embed = support::fake_discord::message_json(&s.discord.snowflake(), CH, bot, "");
+    embed["embeds"] =
+        json!([{"type": "rich", "title": "New video", "description": "Watch it now"}]);
+    s.discord.dispatch("MESSAGE_CREATE", embed).await;
+
+    let got = s.twitch.wait_sent("#alpha", 5, WAIT).await;
+    assert!(
+        got[0].contains("Forwarded: the original words") && got[0].contains("/attachments/"),
+        "{got:?}"
+    );
+    assert!(
+        got[1].contains("We are live")
+            && got[1].contains("Playing chess")
+            && got[1].contains("https://twitch.tv/x"),
+        "{got:?}"
+    );
+    assert!(got[2].contains("from the future"), "{got:?}");
+    assert!(
+        got[3].contains("Poll: Lunch?")
+            && got[3].contains("1. Pizza")
+            && got[3].contains("2. Sushi"),
+        "{got:?}"
+    );
+    assert!(
+        got[4].contains("New video") && got[4].contains("Watch it now"),
+        "{got:?}"
+    );
+    // What serenity could not read is counted, not dropped in silence.
+    s._jb
+        .wait_log("inbound message could not be read", WAIT)
+        .await;
+    let js = js(&s.nats.url()).await;
+    let evs = wait_stored(&js, &format!("chat.lobby.discord.{CH}"), 5).await;
+    assert!(evs.iter().all(|e| !e.text.is_empty()), "{evs:#?}");
+    assert!(evs[0].reply_to.is_none(), "a forward is not a reply");
+    assert_eq!(evs[0].attachments.len(), 1);
+}

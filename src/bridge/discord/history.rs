@@ -50,8 +50,15 @@ impl Shared {
             let mut events = Vec::new();
             for raw in pages {
                 let id = raw["id"].as_str().unwrap_or("?").to_string();
-                match serde_json::from_value::<Message>(raw) {
-                    Ok(msg) => events.extend(self.message_event(&msg).await),
+                // Components are read from the JSON (serenity drops the new kinds).
+                let mut lenient = raw.clone();
+                if let Some(m) = lenient.as_object_mut() {
+                    m.remove("components");
+                }
+                match serde_json::from_value::<Message>(lenient) {
+                    Ok(msg) => {
+                        events.extend(self.message_event(&msg, Some(&raw), &ctx.inbound).await)
+                    }
                     Err(e) => ctx.inbound.unparsed(&id, &e),
                 }
             }

@@ -3,10 +3,13 @@
 //! and reply reference; our own posts (bot user, our webhooks) recognised and
 //! left out.
 
-use serenity::all::{GuildId, Message, MessageUpdateEvent};
+use serde_json::Value;
+use serenity::all::{GuildId, Message, MessageReferenceKind, MessageType, MessageUpdateEvent};
 
 use super::Shared;
+use super::content::{self, Found};
 use super::rest::Auth;
+use crate::bridge::Inbound;
 use crate::event::{self, Attachment, Author, ChatEvent, Emote};
 
 impl Shared {
@@ -123,17 +126,94 @@ impl Shared {
         }
     }
 
-    pub(super) async fn message_event(&self, msg: &Message) -> Option<ChatEvent> {
+    /// A message as an event: its content, and what it says elsewhere (a
+    /// forward, a poll, embeds, Components V2: see `content`), its files as
+    /// links viewers elsewhere can open. `raw` is the message's JSON when it
+    /// is at hand (serenity drops Components V2); without it, a message that
+    /// seems to say nothing is read again over REST. `None` for our own posts,
+    /// ignored bots, and what is not chat (joins, pins, boosts).
+    pub(super) async fn message_event(
+        &self,
+        msg: &Message,
+        raw: Option<&Value>,
+        inbound: &Inbound,
+    ) -> Option<ChatEvent> {
         if self.is_own(msg).await {
             return None;
         }
         if self.cfg.ignore_bots && (msg.author.bot || msg.webhook_id.is_some()) {
             return None;
         }
+        if !matches!(
+            msg.kind,
+            MessageType::Regular
+                | MessageType::InlineReply
+                | MessageType::ChatInputCommand
+                | MessageType::ContextMenuCommand
+        ) {
+            return None;
+        }
         let channel = msg.channel_id.to_string();
         let (text, emotes) = self
             .to_common(&msg.content, &msg.mentions, msg.guild_id)
             .await;
+        let mut lines: Vec<String> = Vec::new();
+        if !text.is_empty() {
+            lines.push(text);
+        }
+        let mut files: Vec<Found> = msg.attachments.iter().map(found_attachment).collect();
+        let forward = msg
+            .message_reference
+            .as_ref()
+            .is_some_and(|r| r.kind == MessageReferenceKind::Forward);
+        for snap in &msg.message_snapshots {
+            let (t, _) = self
+                .to_common(&snap.content, &snap.mentions, msg.guild_id)
+                .await;
+            let mut said: Vec<String> = Vec::new();
+            if !t.is_empty() {
+                said.push(t);
+            }
+            said.extend(snap.embeds.iter().flat_map(content::embed_lines));
+            lines.push(if said.is_empty() {
+                "*Forwarded a message*".to_string()
+            } else {
+                format!("*Forwarded:* {}", said.join("\n"))
+            });
+            files.extend(snap.attachments.iter().map(found_attachment));
+        }
+        if let Some(poll) = &msg.poll {
+            lines.extend(content::poll_lines(poll));
+        }
+        lines.extend(msg.embeds.iter().flat_map(content::embed_lines));
+        for s in &msg.sticker_items {
+            files.push(Found {
+                url: format!("https://media.discordapp.net/stickers/{}.png", s.id),
+                name: s.name.clone(),
+                content_type: Some("image/png".into()),
+                size: None,
+            });
+        }
+        // serenity drops Components V2 (and their flag): read them from the
+        // JSON, fetched again when this message seems to say nothing.
+        let fetched;
+        let raw = match raw {
+            Some(r) => Some(r),
+            None if lines.is_empty() && files.is_empty() => {
+                fetched = self.fetch_raw(&channel, &msg.id.to_string()).await;
+                fetched.as_ref()
+            }
+            None => None,
+        };
+        if let Some(raw) = raw {
+            let (said, media) = content::components(&raw["components"]);
+            lines.extend(said);
+            files.extend(media);
+        }
+        if lines.is_empty() && files.is_empty() {
+            tracing::info!(message_id = %msg.id, "a discord message with nothing to relay");
+            return None;
+        }
         let author = Author {
             id: msg.author.id.to_string(),
             name: msg
@@ -146,33 +226,59 @@ impl Shared {
             color: None,
             bot: msg.author.bot || msg.webhook_id.is_some(),
         };
-        let mut ev = ChatEvent::message(&self.name, &channel, &msg.id.to_string(), author, text);
+        let mut ev = ChatEvent::message(
+            &self.name,
+            &channel,
+            &msg.id.to_string(),
+            author,
+            lines.join("\n"),
+        );
         ev.ts = chrono::DateTime::parse_from_rfc3339(&msg.timestamp.to_string())
             .map(|t| t.with_timezone(&chrono::Utc))
             .unwrap_or(ev.ts);
         ev.emotes = emotes;
-        ev.reply_to = msg
-            .message_reference
-            .as_ref()
-            .and_then(|r| r.message_id)
-            .map(|id| event::message_id(&self.name, &channel, &id.to_string()));
-        for a in &msg.attachments {
-            ev.attachments.push(Attachment {
-                url: a.url.clone(),
-                name: a.filename.clone(),
-                content_type: a.content_type.clone(),
-                size: Some(u64::from(a.size)),
-            });
+        // A forward's reference points at the original elsewhere: not a reply.
+        if !forward {
+            ev.reply_to = msg
+                .message_reference
+                .as_ref()
+                .and_then(|r| r.message_id)
+                .map(|id| event::message_id(&self.name, &channel, &id.to_string()));
         }
-        for s in &msg.sticker_items {
+        for f in files {
             ev.attachments.push(Attachment {
-                url: format!("https://media.discordapp.net/stickers/{}.png", s.id),
-                name: s.name.clone(),
-                content_type: Some("image/png".into()),
-                size: None,
+                url: self.file_link(&f.url, inbound).await,
+                name: f.name,
+                content_type: f.content_type,
+                size: f.size,
             });
         }
         Some(ev)
+    }
+
+    /// A message's JSON as the REST API gives it, if it can be had now.
+    async fn fetch_raw(&self, channel: &str, id: &str) -> Option<Value> {
+        let path = format!("/channels/{channel}/messages/{id}");
+        match self
+            .rest
+            .call(reqwest::Method::GET, &path, None, Auth::Bot)
+            .await
+        {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::warn!(message_id = id, error = %e, "cannot read the message again");
+                None
+            }
+        }
+    }
+
+    /// A link to a Discord file that keeps working once its signed URL has
+    /// expired (see `media`); other URLs stay as they are.
+    async fn file_link(&self, url: &str, inbound: &Inbound) -> String {
+        match super::media::reference(url) {
+            Some(reference) => inbound.media_link(&reference, url).await,
+            None => url.to_string(),
+        }
     }
 
     /// An edit as an event; `None` for updates that are not edits (embeds
@@ -210,5 +316,15 @@ impl Shared {
             author,
             text,
         ))
+    }
+}
+
+/// A Discord attachment as a file found in a message.
+fn found_attachment(a: &serenity::all::Attachment) -> Found {
+    Found {
+        url: a.url.clone(),
+        name: a.filename.clone(),
+        content_type: a.content_type.clone(),
+        size: Some(u64::from(a.size)),
     }
 }

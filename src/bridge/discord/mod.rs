@@ -3,10 +3,12 @@
 //! remote author's name and avatar, or bot messages), edits and deletes.
 
 mod config;
+mod content;
 mod gateway;
 mod history;
 mod inbound;
 mod markup;
+mod media;
 mod outbound;
 mod rest;
 
@@ -19,7 +21,7 @@ use tokio::sync::{Mutex, RwLock};
 
 use crate::bridge::{
     Account, Action, Bridge, BridgeContext, BridgeError, BuildError, DeliverFailure, Delivery,
-    OutboundSpec, Platform, Posted,
+    Media, MediaError, OutboundSpec, Platform, Posted,
 };
 use crate::config::CommonBridgeConfig;
 use crate::event::ChatEvent;
@@ -71,6 +73,7 @@ impl Platform for Discord {
             webhooks: Mutex::new(webhooks),
             own_webhooks: RwLock::new(own),
             names: Mutex::new(HashMap::new()),
+            fresh: media::Fresh::default(),
         }))))
     }
 }
@@ -95,6 +98,8 @@ struct Shared {
     own_webhooks: RwLock<HashSet<String>>,
     /// Channel and role names by `channel:<id>` / `role:<id>`.
     names: Mutex<HashMap<String, String>>,
+    /// Freshly signed attachment URLs.
+    fresh: media::Fresh,
 }
 
 impl Shared {
@@ -104,6 +109,35 @@ impl Shared {
 }
 
 impl DiscordBridge {
+    /// A dispatch serenity could not read. For a message, most often a
+    /// component of a kind serenity does not know inside an action row: it is
+    /// read again without its components (which are read from the JSON), so
+    /// that it is not lost; whatever still cannot be read is counted and
+    /// logged with its id.
+    async fn on_unread(&self, kind: &str, value: serde_json::Value, ctx: &BridgeContext) {
+        let id = value["id"].as_str().unwrap_or("?").to_string();
+        if kind != "MESSAGE_CREATE" {
+            tracing::debug!(kind, "a gateway event serenity could not read");
+            return;
+        }
+        let mut lenient = value.clone();
+        if let Some(m) = lenient.as_object_mut() {
+            m.remove("components");
+        }
+        match serde_json::from_value::<serenity::all::Message>(lenient) {
+            Ok(msg) => {
+                ctx.inbound.unparsed(
+                    &id,
+                    &"serenity could not read its components; read from the JSON",
+                );
+                if let Some(ev) = self.0.message_event(&msg, Some(&value), &ctx.inbound).await {
+                    ctx.inbound.publish(ev).await;
+                }
+            }
+            Err(e) => ctx.inbound.unparsed(&id, &e),
+        }
+    }
+
     /// Turn one gateway event into chat events, in the gateway's order.
     async fn on_gateway(&self, ev: gateway::GatewayEvent, ctx: &BridgeContext) {
         use gateway::GatewayEvent as G;
@@ -118,7 +152,7 @@ impl DiscordBridge {
             }
             G::Resumed => tracing::info!("discord session resumed"),
             G::Message(msg) => {
-                if let Some(ev) = shared.message_event(&msg).await {
+                if let Some(ev) = shared.message_event(&msg, None, &ctx.inbound).await {
                     ctx.inbound.publish(ev).await;
                 }
             }
@@ -143,11 +177,7 @@ impl DiscordBridge {
                     ctx.inbound.publish(ev).await;
                 }
             }
-            G::Unread { kind, value } => {
-                let id = value["id"].as_str().unwrap_or("?").to_string();
-                ctx.inbound
-                    .unparsed(&id, &format!("a {kind} that serenity could not read"));
-            }
+            G::Unread { kind, value } => self.on_unread(&kind, value, ctx).await,
         }
     }
 }
@@ -274,5 +304,9 @@ impl Bridge for DiscordBridge {
             Action::Edit { target, parts } => Ok(self.0.edit(d.channel, target, parts).await?),
             Action::Delete { target } => Ok(self.0.delete(d.channel, target).await?),
         }
+    }
+
+    async fn media(&self, reference: &str) -> Result<Media, MediaError> {
+        self.0.open_media(reference).await
     }
 }

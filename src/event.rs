@@ -103,6 +103,20 @@ pub struct ChatEvent {
     /// empty, so readers of schema v1 without it are unaffected.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub emotes: Vec<Emote>,
+    /// Set when the message was sent in another Twitch channel that shares its
+    /// chat with this one (Twitch Shared Chat) and reached us only here.
+    /// Optional; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_chat: Option<SharedChat>,
+}
+
+/// Where a Shared Chat message was sent (see [`ChatEvent::shared_chat`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SharedChat {
+    /// The Twitch user id of the channel it was sent in (`source-room-id`).
+    pub room_id: String,
+    /// Its id in that channel (`source-id`).
+    pub message_id: String,
 }
 
 /// An image standing for a token of the text.
@@ -202,6 +216,7 @@ impl ChatEvent {
             target: None,
             attachments: Vec::new(),
             emotes: Vec::new(),
+            shared_chat: None,
         }
     }
 
@@ -225,6 +240,7 @@ impl ChatEvent {
             target: Some(target),
             attachments: Vec::new(),
             emotes: Vec::new(),
+            shared_chat: None,
         }
     }
 
@@ -256,6 +272,7 @@ impl ChatEvent {
             target: Some(target),
             attachments: Vec::new(),
             emotes: Vec::new(),
+            shared_chat: None,
         }
     }
 

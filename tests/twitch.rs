@@ -344,3 +344,90 @@ async fn sigterm_exits_cleanly() {
     // Written to a pipe, not a terminal: no colour codes.
     assert!(!logs.contains('\u{1b}'), "escape codes in logs:\n{logs}");
 }
+
+#[tokio::test]
+async fn shared_chat_is_stored_once_and_not_relayed_into_the_shared_channel() {
+    let nats = NatsServer::start();
+    let fake = FakeTwitch::start().await;
+    let rooms = r##"
+[[rooms]]
+name = "lobby"
+channels = ["twitch:#alpha", "twitch:#beta", "twitch:#gamma"]
+"##;
+    let _jb = Jetbridge::start(&config(&nats, &fake, rooms));
+    fake.wait_joined(&["#alpha", "#beta", "#gamma"], WAIT).await;
+    let js = js(&nats.url()).await;
+
+    // #alpha and #beta share their chat: a message sent in #alpha arrives in
+    // both, the copy in #beta naming where it was sent.
+    let original = "aaaaaaaa-0000-4000-8000-000000000001";
+    let shared = |source: &str, id: &str| {
+        format!(
+            "source-room-id={};source-id={id};source-badges=subscriber/12;source-badge-info=;source-only=0",
+            support::fake_twitch::room_id(source)
+        )
+    };
+    fake.privmsg_with(
+        "#alpha",
+        "ann",
+        "Ann",
+        original,
+        "hello all",
+        &shared("#alpha", original),
+    )
+    .await;
+    fake.privmsg_with(
+        "#beta",
+        "ann",
+        "Ann",
+        "bbbbbbbb-0000-4000-8000-000000000002",
+        "hello all",
+        &shared("#alpha", original),
+    )
+    .await;
+    // Sent in a channel of the session that jetbridge does not read: the copy
+    // in #beta is the one stored, saying where it came from.
+    let elsewhere = "cccccccc-0000-4000-8000-000000000003";
+    fake.privmsg_with(
+        "#beta",
+        "zoe",
+        "Zoe",
+        "dddddddd-0000-4000-8000-000000000004",
+        "from a partner channel",
+        &format!(
+            "source-room-id=999999;source-id={elsewhere};source-badges=;source-badge-info=;source-only=0"
+        ),
+    )
+    .await;
+
+    let gamma = fake.wait_sent("#gamma", 2, WAIT).await;
+    assert_eq!(
+        gamma,
+        vec![
+            "[twitch] Ann: hello all",
+            "[twitch] Zoe: from a partner channel"
+        ]
+    );
+    wait_outbound_idle(&js, "twitch").await;
+    let evs = stored(&js, "chat.>").await;
+    assert_eq!(evs.len(), 2, "stored twice: {evs:#?}");
+    assert_eq!(evs[0].id, format!("twitch:alpha:{original}"));
+    assert!(evs[0].shared_chat.is_none());
+    let from = evs[1].shared_chat.as_ref().expect("where it came from");
+    assert_eq!(
+        (from.room_id.as_str(), from.message_id.as_str()),
+        ("999999", elsewhere)
+    );
+    assert_eq!(evs[1].source.channel, "#beta");
+    // #alpha and #beta are in the session: their viewers saw both already.
+    assert!(
+        fake.sent("#beta").await.is_empty(),
+        "{:?}",
+        fake.sent("#beta").await
+    );
+    assert!(
+        fake.sent("#alpha").await.is_empty(),
+        "{:?}",
+        fake.sent("#alpha").await
+    );
+}

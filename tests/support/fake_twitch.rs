@@ -231,15 +231,39 @@ impl FakeTwitch {
         text: &str,
         extra_tags: &str,
     ) {
-        let extra = if extra_tags.is_empty() {
-            String::new()
-        } else {
-            format!("{extra_tags};")
-        };
+        // Twitch's tags, as it sends them; `extra_tags` adds to or replaces them.
+        let mut tags: Vec<(String, String)> = [
+            ("badge-info", ""),
+            ("badges", ""),
+            ("color", "#0000FF"),
+            ("display-name", display),
+            ("emotes", ""),
+            ("first-msg", "0"),
+            ("flags", ""),
+            ("id", id),
+            ("mod", "0"),
+            ("returning-chatter", "0"),
+            ("room-id", &room_id(channel)),
+            ("subscriber", "0"),
+            ("tmi-sent-ts", &now_ms().to_string()),
+            ("turbo", "0"),
+            ("user-id", &format!("1{}", login.len())),
+            ("user-type", ""),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for kv in extra_tags.split(';').filter(|kv| !kv.is_empty()) {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            match tags.iter_mut().find(|(key, _)| key == k) {
+                Some(t) => t.1 = v.to_string(),
+                None => tags.push((k.to_string(), v.to_string())),
+            }
+        }
+        let tags: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let line = format!(
-            "@{extra}badge-info=;badges=;color=#0000FF;display-name={display};emotes=;first-msg=0;flags=;id={id};mod=0;returning-chatter=0;room-id=4242;subscriber=0;tmi-sent-ts={};turbo=0;user-id=1{};user-type= :{login}!{login}@{login}.tmi.twitch.tv PRIVMSG {channel} :{text}",
-            now_ms(),
-            login.len()
+            "@{} :{login}!{login}@{login}.tmi.twitch.tv PRIVMSG {channel} :{text}",
+            tags.join(";")
         );
         self.broadcast(channel, line).await;
     }
@@ -256,7 +280,8 @@ impl FakeTwitch {
     /// A moderator banned or timed out `login` in `channel`.
     pub async fn clearchat(&self, channel: &str, login: &str) {
         let line = format!(
-            "@ban-duration=600;room-id=4242;target-user-id=1{};tmi-sent-ts={} :tmi.twitch.tv CLEARCHAT {channel} :{login}",
+            "@ban-duration=600;room-id={};target-user-id=1{};tmi-sent-ts={} :tmi.twitch.tv CLEARCHAT {channel} :{login}",
+            room_id(channel),
             login.len(),
             now_ms()
         );
@@ -275,6 +300,15 @@ impl FakeTwitch {
         }
         assert!(delivered, "no connection has joined {channel}");
     }
+}
+
+/// The Twitch user id of a channel's owner (its `room-id`), stable per name.
+pub fn room_id(channel: &str) -> String {
+    let n = channel
+        .trim_start_matches('#')
+        .bytes()
+        .fold(17u64, |h, b| h.wrapping_mul(31).wrapping_add(b as u64));
+    (100_000 + n % 900_000).to_string()
 }
 
 fn now_ms() -> u128 {
@@ -375,7 +409,8 @@ async fn serve(sock: tokio::net::TcpStream, index: usize, st: Arc<State>) {
                 for ch in args.trim().split(',') {
                     let _ = tx.send(format!(":{nick}!{nick}@{nick}.tmi.twitch.tv JOIN {ch}"));
                     let _ = tx.send(format!(
-                        "@emote-only=0;followers-only=-1;r9k=0;room-id=4242;slow=0;subs-only=0 :tmi.twitch.tv ROOMSTATE {ch}"
+                        "@emote-only=0;followers-only=-1;r9k=0;room-id={};slow=0;subs-only=0 :tmi.twitch.tv ROOMSTATE {ch}",
+                        room_id(ch)
                     ));
                     let _ = tx.send(format!(
                         "@badge-info=;badges=;color=;display-name={nick};emote-sets=0;mod=0;subscriber=0;user-type= :tmi.twitch.tv USERSTATE {ch}"

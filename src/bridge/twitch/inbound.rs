@@ -3,11 +3,13 @@
 //! messages, a refused login → an auth error. Our own login is ignored inbound.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
 
 use twitch_irc::message::{ClearChatAction, PrivmsgMessage, ServerMessage};
 
+use super::shared::Sessions;
 use crate::bridge::{BridgeError, Inbound};
-use crate::event::{self, Author, ChatEvent, Emote};
+use crate::event::{self, Author, ChatEvent, Emote, SharedChat};
 use crate::render;
 
 /// Reads one account's incoming messages into events.
@@ -16,15 +18,40 @@ pub struct Reader {
     /// Our login, lower-cased; empty when anonymous.
     own_login: String,
     recent: Recent,
+    sessions: Arc<Sessions>,
 }
 
 impl Reader {
-    pub fn new(bridge: &str, own_login: &str) -> Self {
+    pub fn new(bridge: &str, own_login: &str, sessions: Arc<Sessions>) -> Self {
         Reader {
             bridge: bridge.to_string(),
             own_login: own_login.to_lowercase(),
             recent: Recent::default(),
+            sessions,
         }
+    }
+
+    /// A Shared Chat copy: whether to store it, and where it came from.
+    /// `None`: not stored (the channel it was sent in is read: its own copy
+    /// is the one stored).
+    fn shared_origin(&self, m: &PrivmsgMessage, inbound: &Inbound) -> Option<Option<SharedChat>> {
+        let tags = &m.source.tags.0;
+        let (Some(room), Some(id)) = (tags.get("source-room-id"), tags.get("source-id")) else {
+            return Some(None);
+        };
+        if room.is_empty() || *room == m.channel_id {
+            return Some(None);
+        }
+        if let Some(from) = self.sessions.login_of(room) {
+            self.sessions.seen(&from, &m.channel_login);
+            if inbound.room_of(&format!("#{from}")).is_some() {
+                return None;
+            }
+        }
+        Some(Some(SharedChat {
+            room_id: room.clone(),
+            message_id: id.clone(),
+        }))
     }
 
     pub async fn handle(
@@ -41,7 +68,11 @@ impl Reader {
                 {
                     return Ok(());
                 }
-                let ev = privmsg_to_event(&self.bridge, &m);
+                let Some(shared) = self.shared_origin(&m, inbound) else {
+                    return Ok(());
+                };
+                let mut ev = privmsg_to_event(&self.bridge, &m);
+                ev.shared_chat = shared;
                 self.recent
                     .remember(&ev.source.channel, &m.sender.login, &m.message_id);
                 inbound.publish(ev).await;
@@ -76,6 +107,7 @@ impl Reader {
                 ev.ts = m.server_timestamp;
                 inbound.publish(ev).await;
             }
+            ServerMessage::RoomState(r) => self.sessions.room(&r.channel_login, &r.channel_id),
             ServerMessage::Notice(n) => {
                 let text = n.message_text.to_lowercase();
                 if n.channel_login.is_none()

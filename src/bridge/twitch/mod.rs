@@ -10,6 +10,7 @@ mod gate;
 mod inbound;
 mod markup;
 mod outbox;
+mod shared;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -58,6 +59,7 @@ impl Platform for Twitch {
             endpoint,
             link: tokio::sync::RwLock::new(None),
             outbox: Arc::new(outbox::Outbox::default()),
+            sessions: Arc::new(shared::Sessions::default()),
         }))
     }
 }
@@ -71,6 +73,8 @@ pub struct TwitchBridge {
     link: tokio::sync::RwLock<Option<Link>>,
     /// What was sent and not yet confirmed (kept across connections).
     outbox: Arc<outbox::Outbox>,
+    /// Rooms and Shared Chat sessions, as the reader learns them.
+    sessions: Arc<shared::Sessions>,
 }
 
 /// A running client and the gate of its connections.
@@ -170,7 +174,7 @@ impl Bridge for TwitchBridge {
         });
         let _forget = ForgetClient(&self.link);
 
-        let mut reader = inbound::Reader::new(&self.name, &self.cfg.login);
+        let mut reader = inbound::Reader::new(&self.name, &self.cfg.login, self.sessions.clone());
         let mut check = tokio::time::interval(Duration::from_millis(250));
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut all_joined = false;
@@ -236,6 +240,10 @@ impl Bridge for TwitchBridge {
             .clone()
             .ok_or_else(|| DeliverError::retry("not connected to twitch"))?;
         let login = d.channel.trim_start_matches('#').to_string();
+        if self.already_seen_in(d.event, &login) {
+            tracing::debug!(event_id = %d.event.id, channel = d.channel, "its viewers saw it already (shared chat)");
+            return Ok(Posted::default());
+        }
         post_parts(parts, |_, part| {
             let line = markup::guard_command(&render::single_line(part));
             let (link, login) = (&link, login.clone());
@@ -254,6 +262,19 @@ impl Bridge for TwitchBridge {
 }
 
 impl TwitchBridge {
+    /// Whether viewers of channel `login` already saw `ev` (Twitch Shared Chat).
+    fn already_seen_in(&self, ev: &crate::event::ChatEvent, login: &str) -> bool {
+        if let Some(shared) = &ev.shared_chat
+            && self.sessions.room_id_of(login).as_deref() == Some(shared.room_id.as_str())
+        {
+            return true;
+        }
+        ev.source.bridge == self.name
+            && self
+                .sessions
+                .sees(ev.source.channel.trim_start_matches('#'), login)
+    }
+
     /// Twitch's answer to a line we sent: a USERSTATE with the new message's
     /// id accepts it, a NOTICE about the message refuses it.
     fn answer(&self, msg: &twitch_irc::message::ServerMessage) {

@@ -128,12 +128,34 @@ pub async fn run(
     });
 
     let config = Arc::new(config);
+    // Files are linked through the HTTP surface when there is one.
+    let media: Option<Arc<dyn bridge::MediaIndex>> = listener.as_ref().map(|_| {
+        Arc::new(store::JetStreamMedia::new(
+            bus.clone(),
+            config.http.base_url(),
+        )) as Arc<dyn bridge::MediaIndex>
+    });
+    let inbound_of = |name: &str| {
+        let inbound = Inbound::new(&config, name, store.clone(), health.clone());
+        match &media {
+            Some(m) => inbound.with_media(m.clone()),
+            None => inbound,
+        }
+    };
     if let Some(listener) = listener {
         let state = http::AppState {
             config: config.clone(),
             feeds: feed::Feeds::new(bus.clone(), shutdown.clone()),
             health: health.clone(),
-            inbound: Inbound::new(&config, WEB_BRIDGE, store.clone(), health.clone()),
+            inbound: inbound_of(WEB_BRIDGE),
+            media: media.clone(),
+            bridges: Arc::new(
+                bridges
+                    .iter()
+                    .map(|b| (b.name().to_string(), b.clone()))
+                    .collect(),
+            ),
+            media_slots: http::media_slots(),
         };
         health.set_bridge(WEB_BRIDGE, status::State::Connected);
         tasks.spawn(http::serve(listener, state, shutdown.clone()));
@@ -146,7 +168,7 @@ pub async fn run(
             .channels_of(&name)
             .map(|(_, c)| (c.channel.clone(), c.direction))
             .collect();
-        let inbound = Inbound::new(&config, &name, store.clone(), health.clone());
+        let inbound = inbound_of(&name);
         tasks.spawn(bridge::supervise(
             bridge.clone(),
             inbound,

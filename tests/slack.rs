@@ -266,3 +266,31 @@ async fn a_wrong_bot_token_fails_clearly_and_the_others_run() {
     assert_eq!(d[0]["content"], "still relayed");
     assert!(!s.jb.logs().contains("xoxb-wrong"), "token in logs");
 }
+
+#[tokio::test]
+async fn a_file_slack_morphism_cannot_read_does_not_cost_the_message_its_text() {
+    let s = setup("", BOT_TOKEN).await;
+    ready(&s).await;
+    // One bad field in a file made slack-morphism read the whole content as
+    // nothing (text included), without an error.
+    let ts = s.slack.next_ts();
+    let mut ev = message(C1, "U0001", "the words survive", &ts);
+    ev["subtype"] = json!("file_share");
+    ev["files"] =
+        json!([{"id": "F9", "name": "odd.bin", "created": "notanumber", "url_private": ""}]);
+    s.slack.send_event(ev).await;
+    let posts = s.slack.wait_posts(C2, 1, WAIT).await;
+    assert!(
+        posts[0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("the words survive"),
+        "{}",
+        posts[0]
+    );
+    let js = js(&s.nats.url()).await;
+    let evs = wait_stored(&js, &format!("chat.lobby.slack.{C1}"), 1).await;
+    assert_eq!(evs[0].text, "the words survive");
+    assert_eq!(evs[0].attachments.len(), 1);
+    assert_eq!(evs[0].attachments[0].name, "odd.bin");
+}

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use super::MediaIndex;
 use crate::config::Config;
 use crate::event::ChatEvent;
 use crate::status::Health;
@@ -38,6 +39,7 @@ pub struct Inbound {
     rooms: Arc<HashMap<String, String>>,
     store: Arc<dyn EventStore>,
     health: Health,
+    media: Option<Arc<dyn MediaIndex>>,
 }
 
 impl Inbound {
@@ -52,6 +54,26 @@ impl Inbound {
             rooms: Arc::new(rooms),
             store,
             health,
+            media: None,
+        }
+    }
+
+    /// Link files through `media` (the HTTP surface serves them).
+    pub fn with_media(mut self, media: Arc<dyn MediaIndex>) -> Self {
+        self.media = Some(media);
+        self
+    }
+
+    /// A link to a file that viewers elsewhere can open (see `bridge::media`):
+    /// jetbridge's own, when it serves media, else `fallback` (the platform's
+    /// URL, which may expire or need a login).
+    pub async fn media_link(&self, reference: &str, fallback: &str) -> String {
+        match &self.media {
+            Some(m) => m
+                .link(&self.bridge, reference)
+                .await
+                .unwrap_or_else(|| fallback.to_string()),
+            None => fallback.to_string(),
         }
     }
 

@@ -10,6 +10,7 @@
 mod catchup;
 mod delivery;
 mod inbound;
+mod media;
 mod platform;
 pub mod registry;
 mod render;
@@ -27,6 +28,7 @@ pub use delivery::{
     Action, Combined, DeliverError, DeliverFailure, Delivery, OutboundSpec, Posted, post_parts,
 };
 pub use inbound::{EventStore, Inbound, StoreError};
+pub use media::{MAX_MEDIA, Media, MediaError, MediaIndex};
 pub use platform::{Account, AccountChannel, AnyPlatform, BuildError, Descriptor, Platform};
 pub use render::{default_render, render_text_only};
 pub use supervise::supervise;
@@ -107,4 +109,9 @@ pub trait Bridge: Send + Sync + 'static {
     /// Perform one delivery. Must not return before the platform accepted it; a
     /// failure says how many parts of a split post were accepted before it.
     async fn deliver(&self, delivery: Delivery<'_>) -> Result<Posted, DeliverFailure>;
+
+    /// Open a file this bridge linked to (see [`Inbound::media_link`]).
+    async fn media(&self, _reference: &str) -> Result<Media, MediaError> {
+        Err(MediaError::Gone)
+    }
 }

@@ -12,6 +12,7 @@
 mod consumer;
 mod idmap;
 mod lease;
+mod media;
 mod publisher;
 mod stream;
 
@@ -26,6 +27,7 @@ use crate::status::{Health, State};
 pub use consumer::{AckHandle, Delivered, Outbound};
 pub use idmap::{IdMap, MarkScope};
 pub use lease::{Lease, Renewal};
+pub use media::MediaBucket;
 pub use publisher::Publisher;
 pub use stream::{ReadFrom, Stored, StoredReader};
 

@@ -105,6 +105,9 @@ pub struct HttpConfig {
     /// Origins allowed to call the API from a browser (`["*"]` for any); empty =
     /// same origin only.
     pub cors_origins: Vec<String>,
+    /// How viewers elsewhere reach this server (the links to media jetbridge
+    /// serves); empty = `http://<listen>`.
+    pub public_url: String,
 }
 
 impl Default for HttpConfig {
@@ -114,6 +117,18 @@ impl Default for HttpConfig {
             listen: "127.0.0.1:8080".into(),
             api_token: Secret::default(),
             cors_origins: Vec::new(),
+            public_url: String::new(),
+        }
+    }
+}
+
+impl HttpConfig {
+    /// The base of links to this server, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        if self.public_url.is_empty() {
+            format!("http://{}", self.listen)
+        } else {
+            self.public_url.trim_end_matches('/').to_string()
         }
     }
 }

@@ -115,6 +115,14 @@ impl<'p> Validator<'p> {
                 format!("{:?} may only use A-Z a-z 0-9 _ -", nats.stream),
             );
         }
+        let web_url = |u: &str| u.starts_with("https://") || u.starts_with("http://");
+        if !(http.public_url.is_empty() || web_url(&http.public_url)) {
+            self.problem(
+                "http.public_url",
+                ProblemKind::Invalid,
+                format!("{:?} is not an http(s) URL", http.public_url),
+            );
+        }
         if http.enabled && http.listen.parse::<std::net::SocketAddr>().is_err() {
             self.problem(
                 "http.listen",

@@ -5,6 +5,7 @@
 //! sink of the `web` bridge name); `lib.rs` wires it and [`serve`] runs it.
 
 mod health;
+mod media;
 mod page;
 mod send;
 mod sse;
@@ -17,12 +18,15 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
-use crate::bridge::Inbound;
+use std::collections::HashMap;
+
+use crate::bridge::{Bridge, Inbound, MediaIndex};
 use crate::config::Config;
 use crate::feed::Feeds;
 use crate::status::Health;
 
 pub use health::metrics_handle;
+pub use media::slots as media_slots;
 pub use send::MAX_TEXT;
 
 /// What every handler can reach.
@@ -32,6 +36,12 @@ pub struct AppState {
     pub feeds: Feeds,
     pub health: Health,
     pub inbound: Inbound,
+    /// Where media links are kept, when this server serves them.
+    pub media: Option<Arc<dyn MediaIndex>>,
+    /// The running bridges, by name (they open the files they linked to).
+    pub bridges: Arc<HashMap<String, Arc<dyn Bridge>>>,
+    /// Media streams open now (see `media::STREAMS`).
+    pub media_slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// `{"error": "…"}` with a status.
@@ -78,6 +88,7 @@ pub fn router(state: AppState) -> Router {
             axum::routing::post(send::post)
                 .layer(axum::extract::DefaultBodyLimit::max(send::MAX_BODY)),
         )
+        .route("/media/{token}", get(media::get))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

@@ -45,6 +45,16 @@ impl ConfigBuilder {
         self
     }
 
+    /// One more `[http]` line (`public_url = "…"`), after [`http`](Self::http).
+    pub fn http_key(mut self, line: &str) -> Self {
+        let http = self
+            .http
+            .get_or_insert_with(|| "enabled = true".to_string());
+        http.push('\n');
+        http.push_str(line);
+        self
+    }
+
     /// A bridge section: `header` is `twitch` or `bridges.acme`; `keys` its lines.
     pub fn section(mut self, header: &str, keys: &str) -> Self {
         self.sections.push(format!("[{header}]\n{}", keys.trim()));

@@ -58,6 +58,8 @@ struct State_ {
     sessions_invalid: std::sync::atomic::AtomicBool,
     /// Every message of each channel, oldest first (what history serves).
     history: std::sync::Mutex<HashMap<String, Vec<Value>>>,
+    /// Attachment bytes by CDN path (`/attachments/<channel>/<id>/<name>`).
+    files: std::sync::Mutex<HashMap<String, Vec<u8>>>,
     identified: Mutex<Vec<Value>>,
     changed: Notify,
     next_id: AtomicU64,
@@ -85,6 +87,7 @@ impl FakeDiscord {
             st: st.clone(),
             token: token.to_string(),
             gateway,
+            rest,
         };
         let app = Router::new().fallback(rest_handler).with_state(app_state);
         tokio::spawn(async move {
@@ -280,6 +283,23 @@ impl FakeDiscord {
         self.st.identified.lock().await.len()
     }
 
+    /// An attachment of a message in `channel`, as Discord gives it: a signed
+    /// CDN URL of this server, already expired when `expired`.
+    pub fn attachment(&self, channel: &str, name: &str, bytes: &[u8], expired: bool) -> Value {
+        let id = self.snowflake();
+        let path = format!("/attachments/{channel}/{id}/{name}");
+        self.st
+            .files
+            .lock()
+            .unwrap()
+            .insert(path.clone(), bytes.to_vec());
+        let now = unix_now();
+        let ex = if expired { now - 3600 } else { now + 24 * 3600 };
+        let url = signed_url(&self.rest.to_string(), &path, ex);
+        json!({"id": id, "filename": name, "size": bytes.len(), "url": url, "proxy_url": url,
+               "content_type": content_type_of(name)})
+    }
+
     /// A webhook id we created for `channel`, if any.
     pub async fn webhook_for(&self, channel: &str) -> Option<(String, String)> {
         self.st
@@ -362,11 +382,53 @@ pub fn message_json(id: &str, channel: &str, author: Value, content: &str) -> Va
     })
 }
 
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default()
+}
+
+/// The fake's signature of a CDN path and expiry (Discord's `hm`).
+fn signature(path: &str, ex: u64) -> String {
+    let h = path
+        .bytes()
+        .chain(ex.to_be_bytes())
+        .fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100000001b3)
+        });
+    format!("{h:016x}")
+}
+
+fn signed_url(host: &str, path: &str, ex: u64) -> String {
+    let is = ex.saturating_sub(24 * 3600);
+    format!(
+        "http://{host}{path}?ex={ex:x}&is={is:x}&hm={}&",
+        signature(path, ex)
+    )
+}
+
+fn content_type_of(name: &str) -> &'static str {
+    if name.ends_with(".png") {
+        "image/png"
+    } else {
+        "application/octet-stream"
+    }
+}
+
 #[derive(Clone)]
 struct AppState {
     st: Arc<State_>,
     token: String,
     gateway: SocketAddr,
+    rest: SocketAddr,
+}
+
+impl AppState {
+    /// This REST server's address (its CDN too).
+    fn gateway_rest(&self) -> String {
+        self.rest.to_string()
+    }
 }
 
 async fn rest_handler(
@@ -377,6 +439,35 @@ async fn rest_handler(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_string();
+    // The CDN: signed URLs work until they expire, and only as signed.
+    if method == Method::GET && path.starts_with("/attachments/") {
+        let query: HashMap<String, String> = uri
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let ex = query
+            .get("ex")
+            .and_then(|e| u64::from_str_radix(e, 16).ok())
+            .unwrap_or(0);
+        let valid = query.get("hm").is_some_and(|h| *h == signature(&path, ex)) && ex > unix_now();
+        let bytes = app.st.files.lock().unwrap().get(&path).cloned();
+        return match bytes {
+            Some(b) if valid => (
+                StatusCode::OK,
+                [(axum::http::header::CONTENT_TYPE, content_type_of(&path))],
+                b,
+            )
+                .into_response(),
+            _ => (
+                StatusCode::NOT_FOUND,
+                "This content is no longer available.",
+            )
+                .into_response(),
+        };
+    }
     let body_v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let st = &app.st;
     let segs_owned: Vec<String> = path
@@ -473,6 +564,24 @@ async fn rest_handler(
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
     let answer: (StatusCode, Value) = match (method.as_str(), segs.as_slice()) {
+        ("POST", ["attachments", "refresh-urls"]) => {
+            let files = st.files.lock().unwrap();
+            let refreshed: Vec<Value> = body_v["attachment_urls"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|u| u.as_str())
+                .filter_map(|u| {
+                    let base = u.split('?').next()?;
+                    let path = &base[base.find("/attachments/")?..];
+                    files.contains_key(path).then(|| {
+                        json!({"original": u,
+                               "refreshed": signed_url(&app.gateway_rest(), path, unix_now() + 24 * 3600)})
+                    })
+                })
+                .collect();
+            (StatusCode::OK, json!({"refreshed_urls": refreshed}))
+        }
         ("GET", ["channels", ch, "messages"]) => {
             let limit: usize = query
                 .get("limit")

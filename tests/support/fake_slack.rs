@@ -45,6 +45,8 @@ struct St {
     down_until: std::sync::Mutex<Option<(Instant, u16)>>,
     /// Sockets cannot be opened until then (an outage of Socket Mode).
     sockets_down_until: std::sync::Mutex<Option<Instant>>,
+    /// Files by id.
+    files: std::sync::Mutex<std::collections::HashMap<String, StoredFile>>,
     /// Every message of each channel, in the order it came (what history serves).
     history: std::sync::Mutex<std::collections::HashMap<String, Vec<Value>>>,
     sockets: Mutex<Vec<mpsc::UnboundedSender<String>>>,
@@ -64,6 +66,8 @@ pub struct FakeSlack {
 struct App {
     st: Arc<St>,
     ws: SocketAddr,
+    /// This server's `host:port` (files are served here too).
+    api_host: String,
 }
 
 impl FakeSlack {
@@ -79,6 +83,7 @@ impl FakeSlack {
         let app = Router::new().fallback(api_handler).with_state(App {
             st: st.clone(),
             ws: ws_addr,
+            api_host: addr.to_string(),
         });
         tokio::spawn(async move {
             let _ = axum::serve(api, app).await;
@@ -229,6 +234,21 @@ impl FakeSlack {
         ts
     }
 
+    /// A file shared in Slack, as a `file_share` event lists it (its URLs
+    /// need the bot token).
+    pub fn add_file(&self, id: &str, name: &str, mimetype: &str, bytes: &[u8]) -> Value {
+        self.st.files.lock().unwrap().insert(
+            id.to_string(),
+            (name.to_string(), mimetype.to_string(), bytes.to_vec()),
+        );
+        file_json(&self.addr.to_string(), id, name, mimetype, bytes.len())
+    }
+
+    /// Where a file is downloaded from (with the bot token).
+    pub fn file_url(&self, id: &str, name: &str) -> String {
+        format!("http://{}/files-pri/T0001-{id}/download/{name}", self.addr)
+    }
+
     /// Close every socket and refuse to open new ones for `d`.
     pub async fn sockets_down_for(&self, d: Duration) {
         *self.st.sockets_down_until.lock().unwrap() = Some(Instant::now() + d);
@@ -275,6 +295,19 @@ fn next_ts(st: &St) -> String {
         }
     };
     format!("{}.{:06}", us / 1_000_000, us % 1_000_000)
+}
+
+/// A file's name, mimetype and bytes.
+type StoredFile = (String, String, Vec<u8>);
+
+/// A file object as Slack's API gives it.
+fn file_json(host: &str, id: &str, name: &str, mimetype: &str, size: usize) -> Value {
+    json!({"id": id, "created": 1_700_000_000u64, "timestamp": 1_700_000_000u64, "name": name, "title": name,
+           "mimetype": mimetype, "filetype": "png", "size": size, "mode": "hosted", "is_public": true,
+           "public_url_shared": false,
+           "url_private": format!("http://{host}/files-pri/T0001-{id}/{name}"),
+           "url_private_download": format!("http://{host}/files-pri/T0001-{id}/download/{name}"),
+           "permalink": format!("https://fake.slack.com/files/U0001/{id}/{name}")})
 }
 
 /// Keep a message in its channel's history.
@@ -349,6 +382,36 @@ async fn api_handler(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    // Private files: only with the bot token; without it, Slack's sign-in page.
+    if let Some(rest) = uri.path().strip_prefix("/files-pri/") {
+        let id = rest
+            .split('/')
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("T0001-");
+        let authorized = headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v == format!("Bearer {BOT_TOKEN}"));
+        let file = app.st.files.lock().unwrap().get(id).cloned();
+        return match (authorized, file) {
+            (true, Some((_, mime, bytes))) => (
+                StatusCode::OK,
+                [(axum::http::header::CONTENT_TYPE, mime)],
+                bytes,
+            )
+                .into_response(),
+            (false, _) => (
+                StatusCode::FOUND,
+                [(
+                    axum::http::header::LOCATION,
+                    "https://fake.slack.com/?redir=%2Ffiles-pri".to_string(),
+                )],
+            )
+                .into_response(),
+            (true, None) => StatusCode::NOT_FOUND.into_response(),
+        };
+    }
     let method = uri.path().trim_start_matches("/api/").to_string();
     let mut p = params(&uri, &headers, &body);
     let token = headers
@@ -431,6 +494,17 @@ async fn api_handler(
                         200,
                         json!({"ok": false, "error": "missing_scope", "needed": "chat:write.customize", "provided": "chat:write"}),
                     )
+                }
+                "files.info" => {
+                    let id = p["file"].as_str().unwrap_or("").to_string();
+                    let file = st.files.lock().unwrap().get(&id).cloned();
+                    match file {
+                        Some((name, mime, bytes)) => (
+                            200,
+                            json!({"ok": true, "file": file_json(&app.api_host, &id, &name, &mime, bytes.len())}),
+                        ),
+                        None => (200, json!({"ok": false, "error": "file_not_found"})),
+                    }
                 }
                 "conversations.history" => {
                     let ch = p["channel"].as_str().unwrap_or("").to_string();

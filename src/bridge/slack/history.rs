@@ -12,6 +12,7 @@ use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
 
 use super::Shared;
+use super::files::take_files;
 use super::inbound::slack_ts_to_time;
 use crate::bridge::{BridgeContext, Window};
 
@@ -49,8 +50,9 @@ impl Shared {
             for mut raw in raws {
                 let ts = raw["ts"].as_str().unwrap_or("?").to_string();
                 raw["channel"] = Value::String(channel.clone());
+                let files = take_files(&mut raw);
                 match serde_json::from_value::<SlackMessageEvent>(raw) {
-                    Ok(ev) => events.extend(self.message_event(ev).await),
+                    Ok(ev) => events.extend(self.message_event(ev, &files, &ctx.inbound).await),
                     Err(e) => ctx.inbound.unparsed(&ts, &e),
                 }
             }

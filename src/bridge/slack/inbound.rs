@@ -6,6 +6,7 @@
 use slack_morphism::prelude::*;
 
 use super::Shared;
+use super::files::FileRef;
 use super::markup::{plain_to_common, unescape};
 use crate::bridge::Inbound;
 use crate::event::{self, Attachment, Author, ChatEvent};
@@ -98,16 +99,27 @@ impl Shared {
             || (sender.bot_id.is_some() && sender.bot_id.as_ref().map(|b| b.to_string()) == *bot)
     }
 
-    /// Publish what a message event says (a message, an edit, a delete).
-    pub(super) async fn on_message(&self, ev: SlackMessageEvent, inbound: &Inbound) {
-        if let Some(e) = self.message_event(ev).await {
+    /// Publish what a message event says (a message, an edit, a delete);
+    /// `files` were taken out of its JSON (see `files`).
+    pub(super) async fn on_message(
+        &self,
+        ev: SlackMessageEvent,
+        files: &[FileRef],
+        inbound: &Inbound,
+    ) {
+        if let Some(e) = self.message_event(ev, files, inbound).await {
             inbound.publish(e).await;
         }
     }
 
     /// What a message event says, as a chat event; `None` for our own posts,
     /// ignored bots, and what is not chat (joins, unfurls).
-    pub(super) async fn message_event(&self, ev: SlackMessageEvent) -> Option<ChatEvent> {
+    pub(super) async fn message_event(
+        &self,
+        ev: SlackMessageEvent,
+        files: &[FileRef],
+        inbound: &Inbound,
+    ) -> Option<ChatEvent> {
         let channel = ev.origin.channel.as_ref().map(|c| c.to_string())?;
         match ev.subtype {
             Some(SlackMessageEventType::MessageChanged) => {
@@ -182,19 +194,30 @@ impl Shared {
                 {
                     e.reply_to = Some(event::message_id(&self.name, &channel, &thread));
                 }
-                for f in content.and_then(|c| c.files.as_ref()).into_iter().flatten() {
-                    if let Some(url) = f.permalink.as_ref().or(f.url_private.as_ref()) {
-                        e.attachments.push(Attachment {
-                            url: url.to_string(),
-                            name: f
-                                .name
-                                .clone()
-                                .or_else(|| f.title.clone())
-                                .unwrap_or_else(|| "file".into()),
-                            content_type: f.mimetype.as_ref().map(|m| m.to_string()),
-                            size: None,
-                        });
+                let mut hidden = 0;
+                for f in files {
+                    if f.hidden {
+                        hidden += 1;
+                        continue;
                     }
+                    let fallback = f.fallback.clone().unwrap_or_default();
+                    e.attachments.push(Attachment {
+                        url: inbound.media_link(&f.id, &fallback).await,
+                        name: f.name.clone(),
+                        content_type: f.mimetype.clone(),
+                        size: f.size,
+                    });
+                }
+                if hidden > 0 {
+                    let note = "*(a file Slack no longer shows on this workspace's plan)*";
+                    e.text = if e.text.is_empty() {
+                        note.to_string()
+                    } else {
+                        format!("{}\n{note}", e.text)
+                    };
+                }
+                if e.text.is_empty() && e.attachments.is_empty() {
+                    return None;
                 }
                 Some(e)
             }

@@ -6,6 +6,7 @@
 
 mod api;
 mod config;
+mod files;
 mod history;
 mod inbound;
 mod markup;
@@ -24,7 +25,7 @@ use tokio::sync::{Mutex, RwLock};
 
 use crate::bridge::{
     Account, Action, Bridge, BridgeContext, BridgeError, BuildError, DeliverFailure, Delivery,
-    OutboundSpec, Platform, Posted,
+    Media, MediaError, OutboundSpec, Platform, Posted,
 };
 use crate::config::{CommonBridgeConfig, NoOptions};
 use crate::event::ChatEvent;
@@ -55,6 +56,13 @@ impl Platform for Slack {
         let cfg = account.settings.clone();
         let client = api::client(&cfg.api_url)?;
         let bot_token = SlackApiToken::new(cfg.bot_token.expose().into());
+        // Files are fetched with the bot token: a redirect means it was refused
+        // (Slack's sign-in page), never a place to follow it to.
+        let download = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(60))
+            .build()
+            .map_err(|e| BuildError(format!("cannot build an HTTP client: {e}")))?;
         Ok(Arc::new(SlackBridge(Arc::new(Shared {
             name: account.name.to_string(),
             common: account.common.clone(),
@@ -65,6 +73,7 @@ impl Platform for Slack {
             customize: AtomicBool::new(true),
             users: Mutex::new(HashMap::new()),
             channels: Mutex::new(HashMap::new()),
+            download,
         }))))
     }
 }
@@ -84,6 +93,8 @@ struct Shared {
     users: Mutex<HashMap<String, (String, Option<String>)>>,
     /// Channel names by id.
     channels: Mutex<HashMap<String, String>>,
+    /// Downloads files (see `files`).
+    download: reqwest::Client,
 }
 
 pub struct SlackBridge(Arc<Shared>);
@@ -181,9 +192,9 @@ impl Bridge for SlackBridge {
                         b.catch_up(&ctx).await;
                     }
                     Some(socket::SocketEvent::Lost(why)) => ctx.status.connecting(why),
-                    Some(socket::SocketEvent::Push(cb)) => {
+                    Some(socket::SocketEvent::Push(cb, files)) => {
                         if let SlackEventCallbackBody::Message(msg) = cb.event {
-                            b.on_message(msg, &ctx.inbound).await;
+                            b.on_message(msg, &files, &ctx.inbound).await;
                         }
                     }
                     None => return Ok(()),
@@ -209,5 +220,9 @@ impl Bridge for SlackBridge {
             Action::Edit { target, parts } => Ok(self.0.edit(d.channel, target, parts).await?),
             Action::Delete { target } => Ok(self.0.delete(d.channel, target).await?),
         }
+    }
+
+    async fn media(&self, reference: &str) -> Result<Media, MediaError> {
+        self.0.open_media(reference).await
     }
 }

@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::Shared;
 use super::api::is_token_error;
+use super::files::{FileRef, read_push};
 use crate::backoff::Backoff;
 use crate::bridge::{BridgeError, Inbound};
 
@@ -33,7 +34,8 @@ pub enum SocketEvent {
     Connected,
     /// The connection is gone; another is being opened.
     Lost(String),
-    Push(Box<SlackPushEventCallback>),
+    /// An event, with the files taken out of its JSON (see `files`).
+    Push(Box<SlackPushEventCallback>, Vec<FileRef>),
 }
 
 /// How often we ping, and how long a silent connection is trusted.
@@ -205,17 +207,8 @@ async fn read(
                 return Ended::Rotated;
             }
             Some("events_api") => {
-                match serde_json::from_value::<SlackPushEventCallback>(frame["payload"].clone()) {
-                    Ok(cb) => {
-                        let _ = events.send(SocketEvent::Push(Box::new(cb)));
-                    }
-                    Err(e) => {
-                        let id = frame["payload"]["event"]["ts"]
-                            .as_str()
-                            .or(envelope.as_deref())
-                            .unwrap_or("?");
-                        inbound.unparsed(id, &format!("an event slack-morphism cannot read: {e}"));
-                    }
+                if let Some((cb, files)) = read_push(frame["payload"].clone(), inbound) {
+                    let _ = events.send(SocketEvent::Push(Box::new(cb), files));
                 }
             }
             // Interactions and commands are not chat: acknowledged, not read.

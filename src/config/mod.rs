@@ -273,6 +273,9 @@ pub struct RoomConfig {
     pub name: String,
     pub channels: Vec<ChannelConfig>,
     pub rules: Rules,
+    /// Moderation hold: messages are relayed only this long after they were
+    /// sent, and not at all when deleted meanwhile.
+    pub hold: Option<Duration>,
 }
 
 /// The validated configuration.

@@ -316,6 +316,30 @@ impl<'p> Validator<'p> {
         rules
     }
 
+    /// A room's `hold`: a duration, or none (absent or zero).
+    fn hold(&mut self, path: &str, v: Option<Value>) -> Option<std::time::Duration> {
+        let v = v?;
+        let parsed = match &v {
+            Value::String(s) => humantime::parse_duration(s).map_err(|e| e.to_string()),
+            _ => Err("expected a duration such as \"3s\"".to_string()),
+        };
+        match parsed {
+            Ok(d) if d > std::time::Duration::from_secs(600) => {
+                self.problem(
+                    &format!("{path}.hold"),
+                    ProblemKind::Invalid,
+                    "at most 10m (a hold delays every message of the room)",
+                );
+                None
+            }
+            Ok(d) => (!d.is_zero()).then_some(d),
+            Err(e) => {
+                self.problem(&format!("{path}.hold"), ProblemKind::Invalid, e);
+                None
+            }
+        }
+    }
+
     fn rooms(
         &mut self,
         raw: Vec<Value>,
@@ -363,12 +387,13 @@ impl<'p> Validator<'p> {
                 );
             }
             let rules = self.rules(&path, &mut map);
+            let hold = self.hold(&path, map.remove("hold"));
             let channels_v = map.remove("channels");
             for key in map.keys() {
                 self.problem(
                     &format!("{path}.{key}"),
                     ProblemKind::Unknown,
-                    "unknown key (known: name, channels, ignore_authors, ignore_text)",
+                    "unknown key (known: name, channels, hold, ignore_authors, ignore_text)",
                 );
             }
             let channels_v = match channels_v {
@@ -408,6 +433,7 @@ impl<'p> Validator<'p> {
                 name,
                 channels,
                 rules,
+                hold,
             });
         }
         rooms

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use super::worker::Item;
+use super::worker::{Item, withdrawn};
 use crate::bridge::{Bridge, Combined, Posted, default_render};
 use crate::event::{ChatEvent, EventKind};
 use crate::render;
@@ -12,6 +12,12 @@ use crate::render;
 /// Events that may join a coalesced post: plain messages (not replies).
 fn coalescible(ev: &ChatEvent) -> bool {
     ev.kind == EventKind::Message && ev.reply_to.is_none()
+}
+
+/// Whether `n` may join a coalesced post now: a plain message that may be
+/// relayed now and was not deleted while held.
+fn joins(n: &Item, queue: &VecDeque<Item>, now: tokio::time::Instant) -> bool {
+    coalescible(&n.event) && n.is_due(now) && !(n.due.is_some() && withdrawn(queue, &n.event.id))
 }
 
 /// The head of the queue, with its rendered parts; plus the messages behind it
@@ -27,14 +33,13 @@ pub fn take_batch(
     let Some(head) = queue.pop_front() else {
         return Vec::new();
     };
-    let lagging = head.received.elapsed() >= bridge.common().coalesce_after;
+    let lagging = head.ready_since().elapsed() >= bridge.common().coalesce_after;
+    let now = tokio::time::Instant::now();
     let single = |head: Item| {
         let parts = bridge.render(&head.event, channel);
         vec![(head, parts)]
     };
-    if !(lagging
-        && coalescible(&head.event)
-        && queue.front().is_some_and(|n| coalescible(&n.event)))
+    if !(lagging && coalescible(&head.event) && queue.front().is_some_and(|n| joins(n, queue, now)))
     {
         return single(head);
     }
@@ -46,7 +51,7 @@ pub fn take_batch(
     let mut len = render::char_len(&head_line[0]);
     let mut batch = vec![(head, head_line)];
     while let Some(next) = queue.front() {
-        if !coalescible(&next.event) {
+        if !joins(next, queue, now) {
             break;
         }
         let line = default_render(bridge, &next.event, channel);

@@ -24,7 +24,7 @@ use super::{Backbone, Lease, Records, Routes};
 use crate::backoff::Backoff;
 use crate::bridge::Bridge;
 use crate::bus::{MarkScope, Renewal};
-use crate::event::ChatEvent;
+use crate::event::{ChatEvent, EventKind};
 use crate::ratelimit::Limiter;
 
 /// Timing knobs of outbound delivery.
@@ -297,6 +297,10 @@ impl Leader {
             return;
         }
         let tracker = Arc::new(Tracker::new(seq, destinations.len(), msg.ack));
+        let hold_until = match (ev.kind, self.routes.hold(&ev.room)) {
+            (EventKind::Message, Some(hold)) => Some(super::worker::due(ev.ts, hold)),
+            _ => None,
+        };
         d.inflight.lock().insert(seq, tracker.clone());
         let ev = Arc::new(ev);
         for ch in destinations {
@@ -335,6 +339,7 @@ impl Leader {
                 // Delivered before, by us or a predecessor: check the records.
                 redelivered: msg.delivered > 1 || seq <= verify_until,
                 received: Instant::now(),
+                due: hold_until,
             });
         }
     }

@@ -9,13 +9,13 @@ use crate::event::{self, ChatEvent, EventKind};
 use crate::render;
 
 /// Where one bridge's outbound events go, per room.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Routes {
     bridge: String,
     rooms: HashMap<String, RoomRoutes>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct RoomRoutes {
     rules: Rules,
     /// Rules of every channel of the room, by (bridge, channel): a channel's rules
@@ -23,6 +23,8 @@ struct RoomRoutes {
     channel_rules: HashMap<(String, String), Rules>,
     /// This bridge's channels that the room writes to.
     destinations: Vec<String>,
+    /// The room's moderation hold.
+    hold: Option<std::time::Duration>,
 }
 
 impl Routes {
@@ -51,6 +53,7 @@ impl Routes {
                     rules: room.rules.clone(),
                     channel_rules,
                     destinations,
+                    hold: room.hold,
                 },
             );
         }
@@ -65,6 +68,11 @@ impl Routes {
         let mut f: Vec<String> = self.rooms.keys().map(|r| event::room_filter(r)).collect();
         f.sort();
         f
+    }
+
+    /// How long after it was sent a message of `room` may be relayed.
+    pub fn hold(&self, room: &str) -> Option<std::time::Duration> {
+        self.rooms.get(room).and_then(|r| r.hold)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -127,5 +135,10 @@ impl Routes {
             .or_default()
             .destinations
             .push(channel.to_string());
+    }
+
+    /// Give `room` a moderation hold (for tests without platforms).
+    pub(super) fn set_hold(&mut self, room: &str, hold: std::time::Duration) {
+        self.rooms.entry(room.to_string()).or_default().hold = Some(hold);
     }
 }

@@ -30,6 +30,34 @@ pub struct Item {
     /// JetStream delivered it before: check the records before posting.
     pub redelivered: bool,
     pub received: Instant,
+    /// Not to be relayed before this (a room's moderation hold).
+    pub due: Option<Instant>,
+}
+
+impl Item {
+    /// Since when it could be relayed (a backlog is measured from this).
+    pub fn ready_since(&self) -> Instant {
+        self.due.map_or(self.received, |d| d.max(self.received))
+    }
+
+    pub fn is_due(&self, now: Instant) -> bool {
+        self.due.is_none_or(|d| d <= now)
+    }
+}
+
+/// When a message sent at `ts` may be relayed under a hold of `hold`: the
+/// same moment for every instance, whenever it got the message.
+pub fn due(ts: chrono::DateTime<chrono::Utc>, hold: Duration) -> Instant {
+    let release = ts + chrono::Duration::from_std(hold).unwrap_or_default();
+    let wait = (release - chrono::Utc::now()).to_std().unwrap_or_default();
+    Instant::now() + wait
+}
+
+/// Whether a delete of `id` is waiting in `queue`: held back, it is never posted.
+pub fn withdrawn(queue: &VecDeque<Item>, id: &str) -> bool {
+    queue
+        .iter()
+        .any(|i| i.event.kind == EventKind::Delete && i.event.target.as_deref() == Some(id))
 }
 
 pub struct Worker {
@@ -74,6 +102,35 @@ impl Worker {
                         None => closed = true,
                     },
                     _ = self.hard_stop.cancelled() => break,
+                }
+                continue;
+            }
+            // Held back: keep taking what arrives (a delete of it, say) until due.
+            if let Some(due) = queue
+                .front()
+                .and_then(|i| i.due)
+                .filter(|d| *d > Instant::now())
+            {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(due) => {}
+                    item = rx.recv() => match item {
+                        Some(item) => queue.push_back(item),
+                        None => closed = true,
+                    },
+                    _ = self.hard_stop.cancelled() => break,
+                }
+                continue;
+            }
+            if let Some(head) = queue.front()
+                && head.due.is_some()
+                && withdrawn(&queue, &head.event.id)
+            {
+                // Deleted while held: never posted anywhere.
+                if let Some(head) = queue.pop_front() {
+                    tracing::info!(event_id = %head.event.id, "deleted during the hold: not relayed");
+                    metrics::counter!("jetbridge_held_back_total", "bridge" => self.bridge.name().to_string())
+                        .increment(1);
+                    head.tracker.done(&self.inflight).await;
                 }
                 continue;
             }

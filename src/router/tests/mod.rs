@@ -52,11 +52,15 @@ struct Running {
 }
 
 fn start(mem: &Arc<Memory>, bridge: &Arc<Recorder>) -> Running {
+    start_with(mem, bridge, routes())
+}
+
+fn start_with(mem: &Arc<Memory>, bridge: &Arc<Recorder>, routes: Arc<Routes>) -> Running {
     let stop = CancellationToken::new();
     let task = tokio::spawn(run_outbound(
         mem.clone(),
         bridge.clone(),
-        routes(),
+        routes,
         OutboundTiming {
             drain: Duration::from_secs(5),
             since: time::OffsetDateTime::now_utc(),
@@ -284,4 +288,26 @@ async fn the_lease_passes_on_a_stop_at_once_and_on_a_crash_after_it_expires() {
     );
     assert!(waited <= LEASE_TTL + LEASE_TTL / 3 + Duration::from_millis(100));
     assert_eq!(c.did(), vec![Did::Post(vec!["Ann: three".into()])]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_held_message_waits_out_the_hold_and_one_deleted_meanwhile_is_never_posted() {
+    let mem = Memory::new();
+    let bridge = Recorder::new(None, 2000);
+    let mut held = routes().as_ref().clone();
+    held.set_hold("lobby", Duration::from_secs(3));
+    let _run = start_with(&mem, &bridge, Arc::new(held));
+    let t0 = Instant::now();
+    mem.publish(&message(1, "spam"));
+    mem.publish(&message(2, "fine"));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // A moderator removes the first within the hold.
+    mem.publish(&delete_of(1));
+    let did = bridge.wait(1).await;
+    assert_eq!(did, vec![Did::Post(vec!["Ann: fine".into()])]);
+    // Not before the hold (measured from when it was sent).
+    assert!(bridge.times()[0] - t0 >= Duration::from_secs(3));
+    logged(&mem, "ack 1").await;
+    logged(&mem, "ack 3").await;
+    assert_eq!(bridge.did().len(), 1, "{:?}", bridge.did());
 }

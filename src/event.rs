@@ -58,6 +58,15 @@ pub struct Author {
     /// `#RRGGBB` where the platform gives one.
     pub color: Option<String>,
     pub bot: bool,
+    /// The author's standing in the channel, from a small fixed vocabulary:
+    /// `broadcaster`, `moderator`, `vip`, `subscriber`, `founder`, `staff`,
+    /// `bot`. Optional; absent when none (or unknown).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub badges: Vec<String>,
+    /// The author's first message in the channel (Twitch `first-msg`).
+    /// Optional; absent when the platform does not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_message: Option<bool>,
 }
 
 /// A file or sticker, carried as a URL.
@@ -125,6 +134,10 @@ pub struct Emote {
     /// The token as it appears in `text` (`Kappa`, `:blobcat:`).
     pub name: String,
     pub url: String,
+    /// Drawn over the emote before it rather than after it (BTTV's and 7TV's
+    /// zero-width emotes, FFZ's modifiers). Optional; absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub zero_width: bool,
 }
 
 fn ts_ser<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {

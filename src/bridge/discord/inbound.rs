@@ -90,6 +90,7 @@ impl Shared {
                     };
                     if !emotes.iter().any(|x: &Emote| x.name == code) {
                         emotes.push(Emote {
+                            zero_width: false,
                             name: code.clone(),
                             url: format!("https://cdn.discordapp.com/emojis/{id}.{ext}"),
                         });
@@ -225,6 +226,8 @@ impl Shared {
             avatar_url: Some(msg.author.face()),
             color: None,
             bot: msg.author.bot || msg.webhook_id.is_some(),
+            badges: bot_badge(msg.author.bot || msg.webhook_id.is_some()),
+            first_message: None,
         };
         let mut ev = ChatEvent::message(
             &self.name,
@@ -307,6 +310,8 @@ impl Shared {
             avatar_url: Some(a.face()),
             color: None,
             bot: a.bot,
+            badges: bot_badge(a.bot),
+            first_message: None,
         });
         Some(ChatEvent::edit(
             &self.name,
@@ -326,5 +331,14 @@ fn found_attachment(a: &serenity::all::Attachment) -> Found {
         name: a.filename.clone(),
         content_type: a.content_type.clone(),
         size: Some(u64::from(a.size)),
+    }
+}
+
+/// The badges a Discord author shows: `bot` for bots and webhooks.
+fn bot_badge(bot: bool) -> Vec<String> {
+    if bot {
+        vec!["bot".to_string()]
+    } else {
+        Vec::new()
     }
 }

@@ -74,6 +74,12 @@ impl Shared {
                     avatar_url,
                     color: None,
                     bot: sender.bot_id.is_some(),
+                    badges: if sender.bot_id.is_some() {
+                        vec!["bot".to_string()]
+                    } else {
+                        Vec::new()
+                    },
+                    first_message: None,
                 }
             }
             None => Author {
@@ -86,6 +92,8 @@ impl Shared {
                 avatar_url: None,
                 color: None,
                 bot: true,
+                badges: vec!["bot".to_string()],
+                first_message: None,
             },
         }
     }
@@ -185,6 +193,9 @@ impl Shared {
                 let ts = ev.origin.ts.to_string();
                 let mut author = self.author(&ev.sender).await;
                 author.bot = is_bot;
+                if is_bot && author.badges.is_empty() {
+                    author.badges.push("bot".into());
+                }
                 let mut e = ChatEvent::message(&self.name, &channel, &ts, author, text);
                 if let Some(t) = slack_ts_to_time(&ts) {
                     e.ts = t;

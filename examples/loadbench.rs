@@ -290,6 +290,7 @@ login = "relaybot"
 token = "oauth:x"
 server = "{tw}"
 tls = false
+emotes = []
 rate_limit = false
 coalesce_after = "1h"
 format = "{{text}}"
@@ -397,6 +398,7 @@ listen = "127.0.0.1:{port}"
 [twitch]
 server = "{tw}"
 tls = false
+emotes = []
 [discord]
 token = "dtoken"
 api_url = "{dapi}"
@@ -435,7 +437,7 @@ channels = ["twitch:#a", "discord:555555555555555555", "slack:C0001"]
         ));
     }
     let many = format!(
-        "[nats]\nurl = \"{}\"\n[http]\nenabled = false\n[twitch]\nlogin = \"relaybot\"\ntoken = \"t\"\nserver = \"{}\"\ntls = false\nrate_limit = false\n{rooms}",
+        "[nats]\nurl = \"{}\"\n[http]\nenabled = false\n[twitch]\nlogin = \"relaybot\"\ntoken = \"t\"\nserver = \"{}\"\ntls = false\nemotes = []\nrate_limit = false\n{rooms}",
         nats.url(),
         twitch.server()
     );

@@ -218,6 +218,7 @@ api_token = "{TOKEN}"
 [twitch]
 server = "{server}"
 tls = false
+emotes = []
 [[rooms]]
 name = "lobby"
 channels = [{{ bridge = "twitch", channel = "#alpha", direction = "in" }}]

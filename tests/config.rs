@@ -211,6 +211,14 @@ topic = "x""##,
             "twitch.max_parts: must be at least 1",
         ),
         ("[twitch]\nplatform = \"slack\"", "twitch.platform"),
+        (
+            "[twitch]\nemotes = [\"bttv\", \"7tvv\"]",
+            "unknown variant `7tvv`, expected one of `bttv`, `ffz`, `7tv`",
+        ),
+        (
+            "[twitch]\nemote_api = { 7tv = \"7tv.io/v3\" }",
+            "twitch: emote_api.7tv \"7tv.io/v3\" is not an http(s) URL",
+        ),
         ("[bridges.x]\nlogin = \"a\"", "bridges.x.platform: missing"),
         (
             "[bridges.x]\nplatform = \"irc\"",

@@ -8,6 +8,7 @@ mod support;
 use std::time::Duration;
 
 use support::config::ConfigBuilder;
+use support::fake_emotes::{self, FakeEmotes, Mode};
 use support::fake_twitch::FakeTwitch;
 use support::nats::NatsServer;
 use support::platform::FakePlatform;
@@ -430,4 +431,182 @@ channels = ["twitch:#alpha", "twitch:#beta", "twitch:#gamma"]
         "{:?}",
         fake.sent("#alpha").await
     );
+}
+
+/// Twitch config with third-party emotes from `emotes` (all three providers).
+fn emote_config(nats: &NatsServer, fake: &FakeTwitch, emotes: &FakeEmotes) -> String {
+    ConfigBuilder::new(nats)
+        .section(
+            "twitch",
+            &fake.section().replace("emotes = []", &emotes.emote_api()),
+        )
+        .raw(TWO_CHANNELS)
+        .build()
+}
+
+/// Say `text` in `channel` until its stored event lists `n` emotes (the sets
+/// arrive in the background); the last event.
+async fn say_until_emotes(
+    fake: &FakeTwitch,
+    js: &async_nats::jetstream::Context,
+    channel: &str,
+    text: &str,
+    n: usize,
+) -> jetbridge::event::ChatEvent {
+    let subject = format!("chat.lobby.twitch.{}", channel.trim_start_matches('#'));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let before = stored(js, &subject).await.len();
+        fake.privmsg(channel, "probe", "Probe", text).await;
+        let evs = wait_stored(js, &subject, before + 1).await;
+        let last = evs.last().unwrap().clone();
+        if last.emotes.len() >= n {
+            return last;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{channel}: emotes never arrived, have {:?}",
+            last.emotes
+        );
+    }
+}
+
+#[tokio::test]
+async fn bttv_ffz_and_7tv_emotes_name_words_and_leave_the_relayed_text_alone() {
+    let nats = NatsServer::start();
+    let fake = FakeTwitch::start().await;
+    let emotes = FakeEmotes::start().await;
+    let _jb = Jetbridge::start(&emote_config(&nats, &fake, &emotes));
+    fake.wait_joined(&["#alpha", "#beta"], WAIT).await;
+    let js = js(&nats.url()).await;
+
+    // Global sets and #alpha's (its room id from ROOMSTATE) are fetched.
+    let room = fake_emotes::known_room();
+    let paths = [
+        "/bttv/3/cached/emotes/global".to_string(),
+        format!("/bttv/3/cached/users/twitch/{room}"),
+        "/ffz/v1/set/global".to_string(),
+        format!("/ffz/v1/room/id/{room}"),
+        "/7tv/v3/emote-sets/global".to_string(),
+        format!("/7tv/v3/users/twitch/{room}"),
+    ];
+    support::wait_until("every emote set requested", WAIT, || {
+        paths.iter().all(|p| emotes.requests(p) >= 1)
+    })
+    .await
+    .unwrap();
+    say_until_emotes(
+        &fake,
+        &js,
+        "#alpha",
+        "catJAM monkaS peepoHey OhMyGoodness",
+        4,
+    )
+    .await;
+
+    let text = "Kappa catJAM SoSnowy hi ffzHyper NotForEveryone monkaS RainTime pepeJAM ZreknarF peepoHey OhMyGoodness catJAM";
+    fake.privmsg_with(
+        "#alpha",
+        "ronni",
+        "Ronni",
+        "e0000000-0000-4000-8000-000000000001",
+        text,
+        "emotes=25:0-4",
+    )
+    .await;
+    let relayed = fake.wait_sent("#beta", 2, WAIT).await;
+    // The relayed text is the text as said.
+    assert!(
+        relayed.contains(&format!("[twitch] Ronni: {text}")),
+        "{relayed:?}"
+    );
+    let evs = wait_stored(&js, "chat.lobby.twitch.alpha", 2).await;
+    let ev = evs.iter().find(|e| e.text == text).expect("stored");
+    let got: Vec<(&str, &str, bool)> = ev
+        .emotes
+        .iter()
+        .map(|e| (e.name.as_str(), e.url.as_str(), e.zero_width))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                "Kappa",
+                "https://static-cdn.jtvnw.net/emoticons/v2/25/default/dark/1.0",
+                false
+            ),
+            (
+                "catJAM",
+                "https://cdn.betterttv.net/emote/5f1b0186cf6d2144653d2971/1x",
+                false
+            ),
+            (
+                "SoSnowy",
+                "https://cdn.betterttv.net/emote/5849c9a4f52be01a7ee5f79d/1x",
+                true
+            ),
+            ("monkaS", "https://cdn.frankerfacez.com/emote/2/1", false),
+            (
+                "RainTime",
+                "https://cdn.7tv.app/emote/01F6MZGCNG000255K4X1K0NNYW/1x.webp",
+                true
+            ),
+            (
+                "pepeJAM",
+                "https://cdn.betterttv.net/emote/5b1740221c5a6065a7bad4b5/1x",
+                false
+            ),
+            ("ZreknarF", "https://cdn.frankerfacez.com/emote/9/1", false),
+            (
+                "peepoHey",
+                "https://cdn.7tv.app/emote/01GB2R1EKG0009X7PEW3EX8F4T/1x.webp",
+                false
+            ),
+            (
+                "OhMyGoodness",
+                "https://cdn.betterttv.net/emote/54fa925e01e468494b85b54d/1x",
+                false
+            ),
+        ]
+    );
+
+    // #beta's channel is unknown to every provider (404): only global ones.
+    let ev = say_until_emotes(&fake, &js, "#beta", "catJAM OhMyGoodness", 1).await;
+    let names: Vec<&str> = ev.emotes.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["OhMyGoodness"]);
+    // Each set once: new messages and channels do not fetch again.
+    for p in &paths {
+        assert_eq!(emotes.requests(p), 1, "{p}");
+    }
+}
+
+#[tokio::test]
+async fn an_emote_provider_down_or_hanging_never_delays_chat() {
+    let nats = NatsServer::start();
+    let fake = FakeTwitch::start().await;
+    let emotes = FakeEmotes::start().await;
+    emotes.set("7tv", Mode::Hang);
+    emotes.set("bttv", Mode::Fail);
+    let jb = Jetbridge::start(&emote_config(&nats, &fake, &emotes));
+    fake.wait_joined(&["#alpha", "#beta"], WAIT).await;
+    let js = js(&nats.url()).await;
+    // 7TV holds the global request and both channels'.
+    emotes.wait_hanging("7tv", 3, WAIT).await;
+
+    fake.privmsg("#alpha", "ann", "Ann", "RainTime peepoHey hello")
+        .await;
+    let relayed = fake.wait_sent("#beta", 1, WAIT).await;
+    assert_eq!(relayed, ["[twitch] Ann: RainTime peepoHey hello"]);
+    // Stored and relayed while 7TV was still answering nothing.
+    assert_eq!(emotes.hanging("7tv"), 3);
+    let evs = wait_stored(&js, "chat.lobby.twitch.alpha", 1).await;
+    assert!(evs[0].emotes.is_empty(), "{:?}", evs[0].emotes);
+    jb.wait_log("cannot fetch emotes", WAIT).await;
+    assert!(jb.logs().contains("bttv"), "{}", jb.logs());
+
+    // Once 7TV answers, later messages have its emotes.
+    emotes.set("7tv", Mode::Answer);
+    let ev = say_until_emotes(&fake, &js, "#alpha", "RainTime peepoHey", 2).await;
+    let names: Vec<&str> = ev.emotes.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["RainTime", "peepoHey"]);
 }

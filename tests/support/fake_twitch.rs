@@ -454,7 +454,7 @@ impl FakePlatform for FakeTwitch {
 
     fn section(&self) -> String {
         format!(
-            "login = \"relaybot\"\ntoken = \"oauth:s3cr3t-token\"\nserver = \"{}\"\ntls = false\nrate_limit = false",
+            "login = \"relaybot\"\ntoken = \"oauth:s3cr3t-token\"\nserver = \"{}\"\ntls = false\nrate_limit = false\nemotes = []",
             self.server()
         )
     }

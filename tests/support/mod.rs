@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod fake_discord;
+pub mod fake_emotes;
 pub mod fake_slack;
 pub mod fake_twitch;
 pub mod http;

@@ -17,6 +17,62 @@ pub struct TwitchConfig {
     pub server: String,
     /// Use TLS to the server.
     pub tls: bool,
+    /// Third-party emote providers whose emotes events list (`[]`: none).
+    pub emotes: Vec<EmoteProvider>,
+    /// Where each provider's API is.
+    pub emote_api: EmoteApi,
+}
+
+/// A third-party emote provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmoteProvider {
+    Bttv,
+    Ffz,
+    #[serde(rename = "7tv")]
+    SevenTv,
+}
+
+impl EmoteProvider {
+    pub fn name(self) -> &'static str {
+        match self {
+            EmoteProvider::Bttv => "bttv",
+            EmoteProvider::Ffz => "ffz",
+            EmoteProvider::SevenTv => "7tv",
+        }
+    }
+}
+
+/// The base URLs of the emote providers' APIs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmoteApi {
+    pub bttv: String,
+    pub ffz: String,
+    #[serde(rename = "7tv")]
+    pub seven_tv: String,
+}
+
+impl Default for EmoteApi {
+    fn default() -> Self {
+        EmoteApi {
+            bttv: "https://api.betterttv.net/3".into(),
+            ffz: "https://api.frankerfacez.com/v1".into(),
+            seven_tv: "https://7tv.io/v3".into(),
+        }
+    }
+}
+
+impl EmoteApi {
+    /// The base URL of `provider`'s API, without a trailing slash.
+    pub fn base(&self, provider: EmoteProvider) -> &str {
+        let url = match provider {
+            EmoteProvider::Bttv => &self.bttv,
+            EmoteProvider::Ffz => &self.ffz,
+            EmoteProvider::SevenTv => &self.seven_tv,
+        };
+        url.trim_end_matches('/')
+    }
 }
 
 impl Default for TwitchConfig {
@@ -26,6 +82,12 @@ impl Default for TwitchConfig {
             token: Secret::default(),
             server: "irc.chat.twitch.tv:6697".into(),
             tls: true,
+            emotes: vec![
+                EmoteProvider::Bttv,
+                EmoteProvider::Ffz,
+                EmoteProvider::SevenTv,
+            ],
+            emote_api: EmoteApi::default(),
         }
     }
 }
@@ -52,6 +114,21 @@ impl TwitchConfig {
                 "server {:?} is not host:port (e.g. \"irc.chat.twitch.tv:6697\")",
                 self.server
             ));
+        }
+        for provider in [
+            EmoteProvider::Bttv,
+            EmoteProvider::Ffz,
+            EmoteProvider::SevenTv,
+        ] {
+            let base = self.emote_api.base(provider);
+            let ok = url::Url::parse(base)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if !ok {
+                return Err(format!(
+                    "emote_api.{} {base:?} is not an http(s) URL",
+                    provider.name()
+                ));
+            }
         }
         Ok(())
     }
@@ -121,5 +198,14 @@ mod tests {
             ..Default::default()
         };
         assert!(bad.check().is_err());
+    }
+
+    #[test]
+    fn emote_apis_must_be_urls() {
+        let mut c = TwitchConfig::default();
+        assert!(c.check().is_ok());
+        c.emote_api.seven_tv = "7tv.io".into();
+        let err = c.check().unwrap_err();
+        assert!(err.contains("emote_api.7tv"), "{err}");
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use twitch_irc::message::{ClearChatAction, PrivmsgMessage, ServerMessage};
 
+use super::emotes::{Catalog, Wants};
 use super::shared::Sessions;
 use crate::bridge::{BridgeError, Inbound};
 use crate::event::{self, Author, ChatEvent, Emote, SharedChat};
@@ -19,15 +20,23 @@ pub struct Reader {
     own_login: String,
     recent: Recent,
     sessions: Arc<Sessions>,
+    /// Third-party emotes, and the fetcher to ask for a channel's.
+    emotes: (Arc<Catalog>, Wants),
 }
 
 impl Reader {
-    pub fn new(bridge: &str, own_login: &str, sessions: Arc<Sessions>) -> Self {
+    pub fn new(
+        bridge: &str,
+        own_login: &str,
+        sessions: Arc<Sessions>,
+        emotes: (Arc<Catalog>, Wants),
+    ) -> Self {
         Reader {
             bridge: bridge.to_string(),
             own_login: own_login.to_lowercase(),
             recent: Recent::default(),
             sessions,
+            emotes,
         }
     }
 
@@ -73,6 +82,9 @@ impl Reader {
                 };
                 let mut ev = privmsg_to_event(&self.bridge, &m);
                 ev.shared_chat = shared;
+                self.emotes
+                    .0
+                    .add_to(&m.channel_id, &m.message_text, &mut ev.emotes);
                 self.recent
                     .remember(&ev.source.channel, &m.sender.login, &m.message_id);
                 inbound.publish(ev).await;
@@ -107,7 +119,10 @@ impl Reader {
                 ev.ts = m.server_timestamp;
                 inbound.publish(ev).await;
             }
-            ServerMessage::RoomState(r) => self.sessions.room(&r.channel_login, &r.channel_id),
+            ServerMessage::RoomState(r) => {
+                self.sessions.room(&r.channel_login, &r.channel_id);
+                self.emotes.1.room(&r.channel_id);
+            }
             ServerMessage::Notice(n) => {
                 let text = n.message_text.to_lowercase();
                 if n.channel_login.is_none()
@@ -147,6 +162,7 @@ pub fn privmsg_to_event(bridge: &str, m: &PrivmsgMessage) -> ChatEvent {
     } else {
         text
     };
+    let badges = badges_of(m);
     let author = Author {
         id: m.sender.id.clone(),
         name: m.sender.name.clone(),
@@ -154,7 +170,10 @@ pub fn privmsg_to_event(bridge: &str, m: &PrivmsgMessage) -> ChatEvent {
         color: m
             .name_color
             .map(|c| format!("#{:02X}{:02X}{:02X}", c.r, c.g, c.b)),
-        bot: false,
+        // Twitch's chat-bot badge is the only word it gives on that.
+        bot: badges.iter().any(|b| b == "bot"),
+        badges,
+        first_message: Some(m.source.tags.0.get("first-msg").is_some_and(|v| v == "1")),
     };
     let mut ev = ChatEvent::message(bridge, &channel, &m.message_id, author, text);
     ev.ts = m.server_timestamp;
@@ -166,6 +185,7 @@ pub fn privmsg_to_event(bridge: &str, m: &PrivmsgMessage) -> ChatEvent {
     for e in &m.emotes {
         if seen.insert(e.code.clone()) {
             ev.emotes.push(Emote {
+                zero_width: false,
                 name: e.code.clone(),
                 url: format!(
                     "https://static-cdn.jtvnw.net/emoticons/v2/{}/default/dark/1.0",
@@ -175,6 +195,36 @@ pub fn privmsg_to_event(bridge: &str, m: &PrivmsgMessage) -> ChatEvent {
         }
     }
     ev
+}
+
+/// The sender's badges in the fixed vocabulary of events. A Shared Chat copy
+/// carries the sender's badges of the channel it was sent in (`source-badges`).
+fn badges_of(m: &PrivmsgMessage) -> Vec<String> {
+    let mut names: Vec<String> = match m.source.tags.0.get("source-badges") {
+        Some(src) => src
+            .split(',')
+            .filter_map(|b| b.split_once('/').map(|(n, _)| n.to_string()))
+            .collect(),
+        None => m.badges.iter().map(|b| b.name.clone()).collect(),
+    };
+    names.dedup();
+    let mut out: Vec<String> = Vec::new();
+    for name in names {
+        let badge = match name.as_str() {
+            "broadcaster" => "broadcaster",
+            "moderator" => "moderator",
+            "vip" => "vip",
+            "subscriber" => "subscriber",
+            "founder" => "founder",
+            "staff" | "admin" | "global_mod" => "staff",
+            "bot-badge" | "twitchbot" => "bot",
+            _ => continue,
+        };
+        if !out.iter().any(|b| b == badge) {
+            out.push(badge.to_string());
+        }
+    }
+    out
 }
 
 /// Recent message ids per channel and author, so that a ban or timeout

@@ -6,10 +6,12 @@
 
 mod config;
 mod connection;
+mod emotes;
 mod gate;
 mod inbound;
 mod markup;
 mod outbox;
+mod providers;
 mod shared;
 
 use std::collections::HashSet;
@@ -60,6 +62,7 @@ impl Platform for Twitch {
             link: tokio::sync::RwLock::new(None),
             outbox: Arc::new(outbox::Outbox::default()),
             sessions: Arc::new(shared::Sessions::default()),
+            emotes: Arc::new(emotes::Catalog::new(&account.settings.emotes)),
         }))
     }
 }
@@ -75,6 +78,8 @@ pub struct TwitchBridge {
     outbox: Arc<outbox::Outbox>,
     /// Rooms and Shared Chat sessions, as the reader learns them.
     sessions: Arc<shared::Sessions>,
+    /// Third-party emotes, kept across connections.
+    emotes: Arc<emotes::Catalog>,
 }
 
 /// A running client and the gate of its connections.
@@ -174,7 +179,20 @@ impl Bridge for TwitchBridge {
         });
         let _forget = ForgetClient(&self.link);
 
-        let mut reader = inbound::Reader::new(&self.name, &self.cfg.login, self.sessions.clone());
+        let fetching = ctx.shutdown.child_token();
+        let _stop_fetching = fetching.clone().drop_guard();
+        let wants = emotes::start(
+            &self.name,
+            self.emotes.clone(),
+            self.cfg.emote_api.clone(),
+            fetching,
+        );
+        let mut reader = inbound::Reader::new(
+            &self.name,
+            &self.cfg.login,
+            self.sessions.clone(),
+            (self.emotes.clone(), wants),
+        );
         let mut check = tokio::time::interval(Duration::from_millis(250));
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut all_joined = false;

@@ -244,8 +244,12 @@ impl Bus {
             return Ok(state.last_sequence + 1);
         }
         let (mut lo, mut hi) = (state.first_sequence.max(1), state.last_sequence + 1);
-        if self.pending_from(&stream, filter, lo).await? <= n {
-            return Ok(lo);
+        match self.pending_from(&stream, filter, lo).await? {
+            // None of the stream is `filter`'s: start after it all, so that a
+            // reader knows at once that it has caught up.
+            0 => return Ok(hi),
+            p if p <= n => return Ok(lo),
+            _ => {}
         }
         // Invariant: pending_from(lo) > n, pending_from(hi) <= n.
         while hi - lo > 1 {

@@ -145,6 +145,9 @@ async fn sending_disabled_is_403_whatever_the_token() {
         assert_eq!(r.status, 403, "{}", r.body);
         assert!(r.json()["error"].as_str().unwrap().contains("api_token"));
     }
+    // The page knows, and offers no message box.
+    let page = get(&addr, "/rooms/lobby").await;
+    assert!(page.body.contains("data-send=\"0\""), "{}", page.body);
 }
 
 #[tokio::test]
@@ -346,7 +349,23 @@ async fn health_readiness_metrics_and_pages() {
     let page = get(&addr, "/rooms/lobby").await;
     assert_eq!(page.status, 200);
     assert!(page.body.contains("data-room=\"lobby\""));
-    assert!(page.header("content-security-policy").is_some());
+    assert!(page.body.contains("data-send=\"1\""));
+    assert!(page.body.contains("data-hold=\"0\""));
+    // No inline script or style can run: the page's own come from /assets.
+    let csp = page.header("content-security-policy").unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert!(!page.body.contains("<script>") && !page.body.contains("<style"));
+    for (asset, kind) in [("chat.js", "text/javascript"), ("chat.css", "text/css")] {
+        let r = get(&addr, &format!("/assets/{asset}")).await;
+        assert_eq!(r.status, 200, "{asset}");
+        assert!(r.header("content-type").unwrap().starts_with(kind));
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    }
+    assert_eq!(get(&addr, "/assets/../Cargo.toml").await.status, 404);
+    assert_eq!(get(&addr, "/assets/secret.js").await.status, 404);
     let missing = get(&addr, "/rooms/%3Cscript%3E").await;
     assert_eq!(missing.status, 404);
     assert!(!missing.body.contains("<script>"), "{}", missing.body);

@@ -82,6 +82,7 @@ pub fn router(state: AppState) -> Router {
     let mut app = Router::new()
         .route("/", get(page::index))
         .route("/rooms/{room}", get(page::room))
+        .route("/assets/{name}", get(page::asset))
         .route("/rooms/{room}/events", get(sse::events))
         .route(
             "/rooms/{room}/messages",

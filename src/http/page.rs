@@ -1,6 +1,7 @@
-//! `GET /` (the rooms) and `GET /rooms/{room}` (the chat page, also an OBS
-//! overlay). The page is one self-contained file embedded in the binary; it
-//! renders every piece of chat text as text.
+//! `GET /` (the rooms), `GET /rooms/{room}` (the chat page, also an OBS
+//! overlay) and `GET /assets/{name}` (its script and style). All three files
+//! are embedded in the binary; the page renders every piece of chat as text,
+//! under a CSP that allows no inline script or style.
 
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -9,6 +10,13 @@ use axum::response::{Html, IntoResponse, Response};
 use super::AppState;
 
 const CHAT_PAGE: &str = include_str!("chat.html");
+const CHAT_JS: &str = include_str!("chat.js");
+const CHAT_CSS: &str = include_str!("chat.css");
+
+/// Only the page's own script and style; images from anywhere (avatars,
+/// emotes); requests to this server only; no frames, plugins or forms elsewhere.
+const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src * data:; \
+connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors *";
 
 /// Escape text for HTML element content and attribute values.
 fn esc(s: &str) -> String {
@@ -51,31 +59,62 @@ a{{color:#a970ff}}li{{margin:.6rem 0}}small{{color:#adadb8}}.o{{font-size:.8em;m
     ))
 }
 
+fn not_found_page(room: &str) -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Html(format!(
+            "<!doctype html><meta charset=\"utf-8\"><title>not found</title><p>Unknown room {}. <a href=\"/\">Rooms</a></p>",
+            esc(room)
+        )),
+    )
+        .into_response()
+}
+
 pub async fn room(State(state): State<AppState>, Path(room): Path<String>) -> Response {
-    if state.config.room(&room).is_none() {
-        return (
-            StatusCode::NOT_FOUND,
-            Html(format!(
-                "<!doctype html><meta charset=\"utf-8\"><title>not found</title><p>Unknown room {}. <a href=\"/\">Rooms</a></p>",
-                esc(&room)
-            )),
+    let Some(cfg) = state.config.room(&room) else {
+        return not_found_page(&room);
+    };
+    // The room name is validated to [A-Za-z0-9_-]; escaped all the same.
+    let page = CHAT_PAGE
+        .replace("{{ROOM}}", &esc(&room))
+        .replace(
+            "{{HOLD}}",
+            &cfg.hold.map_or(0, |h| h.as_millis()).to_string(),
         )
-            .into_response();
-    }
-    // The room name goes into the page as JSON inside an attribute, escaped twice
-    // over: it is validated to [A-Za-z0-9_-] anyway.
-    let page = CHAT_PAGE.replace("{{ROOM}}", &esc(&room));
+        .replace(
+            "{{SEND}}",
+            if state.config.http.api_token.is_empty() {
+                "0"
+            } else {
+                "1"
+            },
+        );
     (
         [
             (header::CONTENT_TYPE, "text/html; charset=utf-8"),
-            // Only our own script and inline style; images from anywhere (avatars,
-            // emotes); no frames, no plugins.
-            (
-                header::CONTENT_SECURITY_POLICY,
-                "default-src 'self'; img-src * data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors *",
-            ),
+            (header::CONTENT_SECURITY_POLICY, PAGE_CSP),
+            (header::CACHE_CONTROL, "no-cache"),
         ],
         page,
+    )
+        .into_response()
+}
+
+/// The page's script and style.
+pub async fn asset(Path(name): Path<String>) -> Response {
+    let (body, content_type) = match name.as_str() {
+        "chat.js" => (CHAT_JS, "text/javascript; charset=utf-8"),
+        "chat.css" => (CHAT_CSS, "text/css; charset=utf-8"),
+        _ => return super::error(StatusCode::NOT_FOUND, "no such asset"),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            // Embedded in the binary: a new version comes with a restart.
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
     )
         .into_response()
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, Uri};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, watch};
@@ -34,6 +34,8 @@ struct St {
     /// Requests waiting now (hanging), per provider.
     waiting: Mutex<HashMap<&'static str, usize>>,
     changed: Notify,
+    /// Where images are served, when this fake serves them.
+    images: Option<String>,
 }
 
 pub struct FakeEmotes {
@@ -43,10 +45,24 @@ pub struct FakeEmotes {
 }
 
 impl FakeEmotes {
+    /// Answers naming the providers' real CDNs.
     pub async fn start() -> FakeEmotes {
+        Self::start_with(false).await
+    }
+
+    /// Answers whose FFZ and 7TV images this fake serves itself (`/img/…`),
+    /// for a browser with no way out.
+    pub async fn serving_images() -> FakeEmotes {
+        Self::start_with(true).await
+    }
+
+    async fn start_with(images: bool) -> FakeEmotes {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let st = Arc::new(St::default());
+        let st = Arc::new(St {
+            images: images.then(|| format!("http://{addr}/img")),
+            ..Default::default()
+        });
         let (release, _) = watch::channel(0);
         let app = Router::new()
             .fallback(handle)
@@ -121,6 +137,9 @@ type AppState = (Arc<St>, watch::Sender<u64>);
 
 async fn handle(State((st, release)): State<AppState>, uri: Uri) -> Response {
     let path = uri.path().to_string();
+    if path.starts_with("/img/") {
+        return image(&path);
+    }
     *st.requests.lock().unwrap().entry(path.clone()).or_default() += 1;
     let provider: &'static str = match path.split('/').nth(1) {
         Some("bttv") => "bttv",
@@ -151,7 +170,16 @@ async fn handle(State((st, release)): State<AppState>, uri: Uri) -> Response {
         }
     }
     match answer(&path) {
-        Some(body) => axum::Json(body).into_response(),
+        Some(body) => {
+            let mut body = body.to_string();
+            if let Some(images) = &st.images {
+                body = body
+                    .replace("https://cdn.frankerfacez.com", &format!("{images}/ffz"))
+                    .replace("//cdn.frankerfacez.com", &format!("{images}/ffz"))
+                    .replace("//cdn.7tv.app", &format!("{images}/7tv"));
+            }
+            ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
         None => (
             StatusCode::NOT_FOUND,
             axum::Json(json!({ "message": "not found" })),
@@ -225,4 +253,26 @@ fn answer(path: &str) -> Option<Value> {
         _ => return None,
     };
     Some(body)
+}
+
+/// A small picture for an emote image path: a face, or for a zero-width
+/// emote (7TV's RainTime) rain drawn over whatever is below it.
+fn image(path: &str) -> Response {
+    let svg = if path.contains("01F6MZGCNG000255K4X1K0NNYW") {
+        r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><g fill="#4fc3f7"><rect x="5" y="1" width="3" height="9" rx="1.5"/><rect x="15" y="3" width="3" height="9" rx="1.5"/><rect x="25" y="0" width="3" height="9" rx="1.5"/></g></svg>"##
+    } else {
+        let fill = if path.contains("/ffz/") {
+            "#f5c518"
+        } else {
+            "#66bb6a"
+        };
+        return (
+            [(header::CONTENT_TYPE, "image/svg+xml")],
+            format!(
+                r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><circle cx="16" cy="17" r="14" fill="{fill}"/><circle cx="11" cy="14" r="2.5"/><circle cx="21" cy="14" r="2.5"/><path d="M9 21q7 6 14 0" stroke="#000" stroke-width="2.5" fill="none"/></svg>"##
+            ),
+        )
+            .into_response();
+    };
+    ([(header::CONTENT_TYPE, "image/svg+xml")], svg).into_response()
 }

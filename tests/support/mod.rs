@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod browser;
 pub mod config;
 pub mod fake_discord;
 pub mod fake_emotes;

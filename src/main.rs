@@ -372,7 +372,15 @@ fn print_check(config: &Config) {
     }
     println!("rooms:");
     for r in &config.rooms {
-        println!("  {} -> subjects {}", r.name, event::room_filter(&r.name));
+        let hold = r
+            .hold
+            .map(|h| format!(", hold {}", humantime::format_duration(h)))
+            .unwrap_or_default();
+        println!(
+            "  {} -> subjects {}{hold}",
+            r.name,
+            event::room_filter(&r.name)
+        );
         for c in &r.channels {
             let dir = format!("{:<4}", c.direction.as_str());
             let live = if config.bridge_enabled(&c.bridge) {

@@ -219,6 +219,14 @@ topic = "x""##,
             "[twitch]\nemote_api = { 7tv = \"7tv.io/v3\" }",
             "twitch: emote_api.7tv \"7tv.io/v3\" is not an http(s) URL",
         ),
+        (
+            "[[rooms]]\nname = \"a\"\nhold = \"11m\"",
+            "rooms[0].hold: at most 10m",
+        ),
+        (
+            "[[rooms]]\nname = \"a\"\nhold = \"soon\"",
+            "rooms[0].hold: invalid duration \"soon\"",
+        ),
         ("[bridges.x]\nlogin = \"a\"", "bridges.x.platform: missing"),
         (
             "[bridges.x]\nplatform = \"irc\"",

@@ -77,7 +77,8 @@ pub mod duration {
         }
     }
 
-    fn parse(s: &str) -> Result<Duration, String> {
+    /// `s` as a duration, or an error saying what a duration looks like.
+    pub fn parse(s: &str) -> Result<Duration, String> {
         humantime::parse_duration(s).map_err(|e| {
             format!("invalid duration {s:?}: {e} (expected e.g. \"500ms\", \"2m\", \"7d\")")
         })

@@ -320,7 +320,7 @@ impl<'p> Validator<'p> {
     fn hold(&mut self, path: &str, v: Option<Value>) -> Option<std::time::Duration> {
         let v = v?;
         let parsed = match &v {
-            Value::String(s) => humantime::parse_duration(s).map_err(|e| e.to_string()),
+            Value::String(s) => super::secret::duration::parse(s),
             _ => Err("expected a duration such as \"3s\"".to_string()),
         };
         match parsed {

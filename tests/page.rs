@@ -100,6 +100,19 @@ impl Page {
         assert_eq!(r.status, 201, "{}", r.body);
     }
 
+    /// Press Send and wait for the page to show an error starting with `prefix`.
+    async fn send_and_expect_error(&mut self, prefix: &str) {
+        self.browser.click("#send-form button").await;
+        self.browser
+            .wait_true("the error", "!document.getElementById('send-error').hidden")
+            .await;
+        let error = self
+            .browser
+            .eval("document.getElementById('send-error').textContent")
+            .await;
+        assert!(error.as_str().unwrap().starts_with(prefix), "{error}");
+    }
+
     async fn json(&mut self, js: &str) -> Value {
         let v = self.browser.eval(&format!("JSON.stringify({js})")).await;
         serde_json::from_str(v.as_str().unwrap_or("null")).unwrap()
@@ -443,18 +456,7 @@ async fn the_chat_page_sends_with_a_token_kept_in_the_tab_only() {
         .await;
     p.browser.type_into("#author", "Pat").await;
     p.browser.type_into("#text", "hello from the page").await;
-    p.browser.click("#send-form button").await;
-    p.browser
-        .wait_true("the error", &visible("send-error"))
-        .await;
-    let error = p
-        .browser
-        .eval("document.getElementById('send-error').textContent")
-        .await;
-    assert!(
-        error.as_str().unwrap().starts_with("Not sent (401): "),
-        "{error}"
-    );
+    p.send_and_expect_error("Not sent (401): ").await;
     assert_eq!(p.browser.eval(&visible("token-form")).await, json!(true));
     assert_eq!(
         p.browser
@@ -497,18 +499,7 @@ async fn the_chat_page_sends_with_a_token_kept_in_the_tab_only() {
     p.browser
         .eval("document.getElementById('text').value = 'x'.repeat(4001)")
         .await;
-    p.browser.click("#send-form button").await;
-    p.browser
-        .wait_true("the error", &visible("send-error"))
-        .await;
-    let error = p
-        .browser
-        .eval("document.getElementById('send-error').textContent")
-        .await;
-    assert!(
-        error.as_str().unwrap().starts_with("Not sent (413): "),
-        "{error}"
-    );
+    p.send_and_expect_error("Not sent (413): ").await;
     p.browser
         .eval("document.getElementById('text').value = 'and a second one'")
         .await;

@@ -337,6 +337,10 @@ pub fn parse_privmsg(line: &str) -> Option<Sent> {
 }
 
 async fn serve(sock: tokio::net::TcpStream, index: usize, st: Arc<State>) {
+    // Lines go out as they are written (Twitch's do): with Nagle, a line
+    // written while an answer is unacknowledged waits for the peer's delayed
+    // ACK, milliseconds that are the fake's, not jetbridge's.
+    let _ = sock.set_nodelay(true);
     let (read, mut write) = sock.into_split();
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
     st.conns

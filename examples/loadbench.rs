@@ -167,8 +167,9 @@ async fn raw_jetstream(url: &str, n: usize, payload: &[u8]) -> f64 {
     n as f64 / (end - start).as_secs_f64()
 }
 
-/// Send `n` messages into `#src` at `rate` per second (None: as fast as possible),
-/// and measure their arrival in `#dst`.
+/// Send `n` messages at `rate` per second (None: as fast as possible), message
+/// `i` into the source channel of `lanes[i % lanes.len()]`, and measure their
+/// arrival in its destination channel (order is kept per destination).
 async fn twitch_run(
     name: &str,
     fake: &FakeTwitch,
@@ -176,6 +177,7 @@ async fn twitch_run(
     first: usize,
     n: usize,
     rate: Option<f64>,
+    lanes: &[(String, String)],
 ) -> Run {
     let before = fake.privmsg_count().await;
     let mut sent_at = Vec::with_capacity(n);
@@ -188,7 +190,7 @@ async fn twitch_run(
         }
         sent_at.push(Instant::now());
         fake.privmsg_with(
-            "#src",
+            &lanes[i % lanes.len()].0,
             "load",
             "Load",
             &format!("id-{}", first + i),
@@ -212,7 +214,7 @@ async fn twitch_run(
         .collect();
     let mut latencies = Vec::with_capacity(got.len());
     let mut reordered = 0;
-    let mut last = None;
+    let mut last: std::collections::HashMap<&str, usize> = Default::default();
     let mut last_at = start;
     for (at, s) in &got {
         let Some(i) = s
@@ -223,13 +225,13 @@ async fn twitch_run(
         else {
             continue;
         };
-        if i < first || i >= first + n {
+        if i < first || i >= first + n || s.channel != lanes[i % lanes.len()].1 {
             continue;
         }
-        if last.is_some_and(|l| i < l) {
+        if last.get(s.channel.as_str()).is_some_and(|l| i < *l) {
             reordered += 1;
         }
-        last = Some(i);
+        last.insert(&s.channel, i);
         latencies.push(at.saturating_duration_since(sent_at[i - first]));
         last_at = *at;
     }
@@ -279,6 +281,21 @@ async fn main() {
 
     let nats = NatsServer::start();
     let twitch = FakeTwitch::start().await;
+    // One channel pair, and eight side by side (Twitch confirms each line of
+    // a channel before the next goes: channels are where parallelism is).
+    let one = vec![("#src".to_string(), "#dst".to_string())];
+    let eight: Vec<(String, String)> = (0..8)
+        .map(|l| (format!("#src{l}"), format!("#dst{l}")))
+        .collect();
+    let lane_rooms: String = eight
+        .iter()
+        .enumerate()
+        .map(|(l, (src, dst))| {
+            format!(
+                "[[rooms]]\nname = \"lane{l}\"\nchannels = [{{ bridge = \"twitch\", channel = \"{src}\", direction = \"in\" }}, {{ bridge = \"twitch\", channel = \"{dst}\", direction = \"out\" }}]\n"
+            )
+        })
+        .collect();
     let cfg = format!(
         r##"
 [nats]
@@ -297,14 +314,14 @@ format = "{{text}}"
 [[rooms]]
 name = "load"
 channels = [{{ bridge = "twitch", channel = "#src", direction = "in" }}, {{ bridge = "twitch", channel = "#dst", direction = "out" }}]
-"##,
+{lane_rooms}"##,
         nats = nats.url(),
         tw = twitch.server()
     );
     let jb = Jetbridge::start_with_env(&cfg, &[("RUST_LOG", "warn,jetbridge::router=info")]);
-    twitch
-        .wait_joined(&["#src", "#dst"], Duration::from_secs(20))
-        .await;
+    let mut joined = vec!["#src", "#dst"];
+    joined.extend(eight.iter().flat_map(|(a, b)| [a.as_str(), b.as_str()]));
+    twitch.wait_joined(&joined, Duration::from_secs(20)).await;
     jb.wait_log("delivering for this bridge", Duration::from_secs(20))
         .await;
     let pid = jb.pid();
@@ -344,7 +361,16 @@ channels = [{{ bridge = "twitch", channel = "#src", direction = "in" }}, {{ brid
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     let runs = [
-        twitch_run("twitch→twitch, max rate", &twitch, pids, 0, max_n, None).await,
+        twitch_run(
+            "twitch→twitch, max rate",
+            &twitch,
+            pids,
+            0,
+            max_n,
+            None,
+            &one,
+        )
+        .await,
         twitch_run(
             "twitch→twitch, 10 msg/s",
             &twitch,
@@ -352,6 +378,7 @@ channels = [{{ bridge = "twitch", channel = "#src", direction = "in" }}, {{ brid
             max_n,
             if quick { 50 } else { 300 },
             Some(10.0),
+            &one,
         )
         .await,
         twitch_run(
@@ -361,14 +388,34 @@ channels = [{{ bridge = "twitch", channel = "#src", direction = "in" }}, {{ brid
             max_n + 1000,
             if quick { 2000 } else { 5000 },
             Some(1000.0),
+            &one,
+        )
+        .await,
+        twitch_run(
+            "8 channel pairs, max rate",
+            &twitch,
+            pids,
+            max_n + 10_000,
+            max_n,
+            None,
+            &eight,
+        )
+        .await,
+        twitch_run(
+            "8 channel pairs, 1,000 msg/s",
+            &twitch,
+            pids,
+            2 * max_n + 10_000,
+            if quick { 2000 } else { 5000 },
+            Some(1000.0),
+            &eight,
         )
         .await,
     ];
     for r in &runs {
         report(r);
     }
-    let max = &runs[0];
-    let tput = max.delivered as f64 / max.elapsed.as_secs_f64();
+    let tput = |r: &Run| r.delivered as f64 / r.elapsed.as_secs_f64();
     println!();
     println!(
         "raw JetStream publish+consume, same payloads ({} bytes), same server: {raw:.0} msg/s",
@@ -378,7 +425,11 @@ channels = [{{ bridge = "twitch", channel = "#src", direction = "in" }}, {{ brid
         "raw JetStream CPU per message: nats-server {:.0} µs, client {:.0} µs",
         raw_cpu[0], raw_cpu[1]
     );
-    println!("jetbridge / raw JetStream: {:.2}", tput / raw);
+    println!(
+        "jetbridge / raw JetStream: {:.2} (one channel pair), {:.2} (8 channel pairs)",
+        tput(&runs[0]) / raw,
+        tput(&runs[3]) / raw
+    );
     println!(
         "idle RSS (twitch only, before load): {:.1} MiB",
         idle as f64 / 1024.0

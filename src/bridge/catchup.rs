@@ -4,11 +4,13 @@
 //! relayed as if it had arrived live. The platform reads its history; this
 //! file says where to start and how much to take.
 
+use std::fmt::Display;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::Inbound;
+use super::{BridgeContext, Inbound};
 use crate::backoff::Backoff;
 use crate::config::CommonBridgeConfig;
 use crate::event::{ChatEvent, EventKind};
@@ -36,6 +38,51 @@ impl Window {
     pub fn wants_time(&self, ts: DateTime<Utc>) -> bool {
         ts > self.after_time
     }
+}
+
+/// A platform's channel history, as catch-up reads it.
+#[async_trait]
+pub trait History: Sync {
+    type Error: Display + Send;
+
+    /// The messages of `window` as events, oldest first, and whether older
+    /// ones were left out (more than `window.max`).
+    async fn missed_events(
+        &self,
+        window: &Window,
+        inbound: &Inbound,
+    ) -> Result<(Vec<ChatEvent>, bool), Self::Error>;
+}
+
+/// Catch every channel `ctx` reads up, one after another, when the account
+/// backfills. A channel whose history cannot be read is skipped with a warning.
+pub async fn catch_up_all(
+    ctx: &BridgeContext,
+    common: &CommonBridgeConfig,
+    history: &impl History,
+) {
+    if !common.backfill_on() {
+        return;
+    }
+    let mut caught_up = 0;
+    for (channel, direction) in &ctx.channels {
+        if !direction.reads() {
+            continue;
+        }
+        let Some(window) = ctx.inbound.catch_up_window(channel, common).await else {
+            continue;
+        };
+        match history.missed_events(&window, &ctx.inbound).await {
+            Ok((events, more)) => {
+                caught_up += events.len();
+                ctx.inbound.publish_caught_up(&window, events, more).await;
+            }
+            Err(e) => {
+                tracing::warn!(channel, error = %e, "cannot read the channel's history; not caught up");
+            }
+        }
+    }
+    tracing::info!(caught_up, "catch-up finished");
 }
 
 impl Inbound {

@@ -6,13 +6,15 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use serenity::all::Message;
 
 use super::Shared;
 use super::rest::{Auth, RestError};
-use crate::bridge::{BridgeContext, Window};
+use crate::bridge::{BridgeContext, History, Inbound, Window, catch_up_all};
+use crate::event::ChatEvent;
 
 /// Discord's epoch (2015-01-01), in Unix milliseconds.
 const DISCORD_EPOCH_MS: i64 = 1_420_070_400_000;
@@ -29,43 +31,7 @@ const MAX_WAITS: usize = 10;
 impl Shared {
     /// Catch every read channel up (see the file's header).
     pub(super) async fn catch_up(&self, ctx: &BridgeContext) {
-        if !self.common.backfill_on() {
-            return;
-        }
-        let mut caught_up = 0;
-        for (channel, direction) in &ctx.channels {
-            if !direction.reads() {
-                continue;
-            }
-            let Some(window) = ctx.inbound.catch_up_window(channel, &self.common).await else {
-                continue;
-            };
-            let (pages, more) = match self.missed(&window).await {
-                Ok(found) => found,
-                Err(e) => {
-                    tracing::warn!(channel, error = %e, "cannot read the channel's history; not caught up");
-                    continue;
-                }
-            };
-            let mut events = Vec::new();
-            for raw in pages {
-                let id = raw["id"].as_str().unwrap_or("?").to_string();
-                // Components are read from the JSON (serenity drops the new kinds).
-                let mut lenient = raw.clone();
-                if let Some(m) = lenient.as_object_mut() {
-                    m.remove("components");
-                }
-                match serde_json::from_value::<Message>(lenient) {
-                    Ok(msg) => {
-                        events.extend(self.message_event(&msg, Some(&raw), &ctx.inbound).await)
-                    }
-                    Err(e) => ctx.inbound.unparsed(&id, &e),
-                }
-            }
-            caught_up += events.len();
-            ctx.inbound.publish_caught_up(&window, events, more).await;
-        }
-        tracing::info!(caught_up, "catch-up finished");
+        catch_up_all(ctx, &self.common, self).await
     }
 
     /// The messages of the window, oldest first, and whether older ones were
@@ -126,6 +92,33 @@ impl Shared {
                 other => return other,
             }
         }
+    }
+}
+
+#[async_trait]
+impl History for Shared {
+    type Error = RestError;
+
+    async fn missed_events(
+        &self,
+        window: &Window,
+        inbound: &Inbound,
+    ) -> Result<(Vec<ChatEvent>, bool), Self::Error> {
+        let (raws, more) = self.missed(window).await?;
+        let mut events = Vec::new();
+        for raw in raws {
+            let id = raw["id"].as_str().unwrap_or("?").to_string();
+            // Components are read from the JSON (serenity drops the new kinds).
+            let mut lenient = raw.clone();
+            if let Some(m) = lenient.as_object_mut() {
+                m.remove("components");
+            }
+            match serde_json::from_value::<Message>(lenient) {
+                Ok(msg) => events.extend(self.message_event(&msg, Some(&raw), inbound).await),
+                Err(e) => inbound.unparsed(&id, &e),
+            }
+        }
+        Ok((events, more))
     }
 }
 

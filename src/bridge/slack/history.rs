@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use serde_json::Value;
 use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
@@ -14,7 +15,8 @@ use slack_morphism::prelude::*;
 use super::Shared;
 use super::files::take_files;
 use super::inbound::slack_ts_to_time;
-use crate::bridge::{BridgeContext, Window};
+use crate::bridge::{BridgeContext, History, Inbound, Window, catch_up_all};
+use crate::event::ChatEvent;
 
 /// How many 429s in a row a catch-up waits out before it gives up (Slack
 /// allows some apps one history call a minute).
@@ -28,38 +30,7 @@ fn ts_at(t: chrono::DateTime<chrono::Utc>) -> String {
 impl Shared {
     /// Catch every read channel up (see the file's header).
     pub(super) async fn catch_up(&self, ctx: &BridgeContext) {
-        if !self.common.backfill_on() {
-            return;
-        }
-        let mut caught_up = 0;
-        for (channel, direction) in &ctx.channels {
-            if !direction.reads() {
-                continue;
-            }
-            let Some(window) = ctx.inbound.catch_up_window(channel, &self.common).await else {
-                continue;
-            };
-            let (raws, more) = match self.missed(&window).await {
-                Ok(found) => found,
-                Err(e) => {
-                    tracing::warn!(channel, error = %e, "cannot read the channel's history; not caught up");
-                    continue;
-                }
-            };
-            let mut events = Vec::new();
-            for mut raw in raws {
-                let ts = raw["ts"].as_str().unwrap_or("?").to_string();
-                raw["channel"] = Value::String(channel.clone());
-                let files = take_files(&mut raw);
-                match serde_json::from_value::<SlackMessageEvent>(raw) {
-                    Ok(ev) => events.extend(self.message_event(ev, &files, &ctx.inbound).await),
-                    Err(e) => ctx.inbound.unparsed(&ts, &e),
-                }
-            }
-            caught_up += events.len();
-            ctx.inbound.publish_caught_up(&window, events, more).await;
-        }
-        tracing::info!(caught_up, "catch-up finished");
+        catch_up_all(ctx, &self.common, self).await
     }
 
     /// The messages of the window, oldest first, and whether older ones were
@@ -117,5 +88,29 @@ impl Shared {
                 return Ok((got, false));
             }
         }
+    }
+}
+
+#[async_trait]
+impl History for Shared {
+    type Error = SlackClientError;
+
+    async fn missed_events(
+        &self,
+        window: &Window,
+        inbound: &Inbound,
+    ) -> Result<(Vec<ChatEvent>, bool), Self::Error> {
+        let (raws, more) = self.missed(window).await?;
+        let mut events = Vec::new();
+        for mut raw in raws {
+            let ts = raw["ts"].as_str().unwrap_or("?").to_string();
+            raw["channel"] = Value::String(window.channel.clone());
+            let files = take_files(&mut raw);
+            match serde_json::from_value::<SlackMessageEvent>(raw) {
+                Ok(ev) => events.extend(self.message_event(ev, &files, inbound).await),
+                Err(e) => inbound.unparsed(&ts, &e),
+            }
+        }
+        Ok((events, more))
     }
 }

@@ -118,6 +118,27 @@ async fn slack_relays_both_ways_with_twitch_and_discord_and_nothing_pings() {
 }
 
 #[tokio::test]
+async fn workspace_admins_carry_the_moderator_badge_and_members_none() {
+    let s = setup("", BOT_TOKEN).await;
+    ready(&s).await;
+    let member = s.slack.next_ts();
+    s.slack
+        .send_event(message(C1, "U0001", "from a member", &member))
+        .await;
+    let admin = s.slack.next_ts();
+    s.slack
+        .send_event(message(C1, "U0002", "from an admin", &admin))
+        .await;
+    let js = js(&s.nats.url()).await;
+    let evs = wait_stored(&js, &format!("chat.lobby.slack.{C1}"), 2).await;
+    let badges = |i: usize| evs[i].author.as_ref().unwrap().badges.clone();
+    assert_eq!(evs[0].source.message_id, member);
+    assert!(badges(0).is_empty(), "{:?}", badges(0));
+    assert_eq!(badges(1), vec!["moderator".to_string()]);
+    assert!(!evs[1].author.as_ref().unwrap().bot);
+}
+
+#[tokio::test]
 async fn edits_deletes_and_threads_reach_the_copies() {
     let s = setup("", BOT_TOKEN).await;
     ready(&s).await;

@@ -472,7 +472,9 @@ async fn api_handler(
                     };
                     (
                         200,
+                        // Zoe administers the workspace (users.info's flags sit beside the profile).
                         json!({"ok": true, "user": {"id": id, "team_id": "T0001", "name": name.to_lowercase(),
+                        "is_admin": id == "U0002", "is_owner": false, "is_bot": false,
                         "profile": {"display_name": name, "real_name": format!("{name} Real"),
                                     "image_48": format!("https://avatars.example/{id}-48.png"),
                                     "image_72": format!("https://avatars.example/{id}-72.png")}}}),

@@ -78,8 +78,30 @@ pub fn is_token_error(code: &str) -> bool {
     )
 }
 
+/// What `users.info` tells about an author.
+#[derive(Debug, Clone)]
+pub struct Person {
+    pub name: String,
+    pub avatar: Option<String>,
+    /// Workspace owners and admins can remove anyone's messages: `moderator`;
+    /// bot users: `bot`.
+    pub badges: Vec<String>,
+}
+
+/// The badges a Slack user's flags earn.
+fn badges(flags: &SlackUserFlags) -> Vec<String> {
+    let mut out = Vec::new();
+    if [flags.is_admin, flags.is_owner, flags.is_primary_owner].contains(&Some(true)) {
+        out.push("moderator".to_string());
+    }
+    if flags.is_bot == Some(true) {
+        out.push("bot".to_string());
+    }
+    out
+}
+
 impl Shared {
-    pub(super) async fn user(&self, id: &str) -> (String, Option<String>) {
+    pub(super) async fn user(&self, id: &str) -> Person {
         if let Some(u) = self.users.lock().await.get(id) {
             return u.clone();
         }
@@ -112,9 +134,17 @@ impl Shared {
                             .or_else(|| imgs.resolutions.last())
                             .map(|(_, url)| url.clone())
                     });
-                (name, avatar)
+                Person {
+                    name,
+                    avatar,
+                    badges: badges(&u.flags),
+                }
             });
-        let value = found.unwrap_or_else(|| (id.to_string(), None));
+        let value = found.unwrap_or_else(|| Person {
+            name: id.to_string(),
+            avatar: None,
+            badges: Vec::new(),
+        });
         let mut users = self.users.lock().await;
         if users.len() >= USER_CACHE {
             users.clear();

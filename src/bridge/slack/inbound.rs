@@ -33,7 +33,7 @@ impl Shared {
             let piece = if let Some(user) = target.strip_prefix('@') {
                 let name = match label {
                     Some(l) => l.to_string(),
-                    None => self.user(user).await.0,
+                    None => self.user(user).await.name,
                 };
                 format!("@{}", render::escape_markup(&name))
             } else if let Some(ch) = target.strip_prefix('#') {
@@ -67,18 +67,18 @@ impl Shared {
     async fn author(&self, sender: &SlackMessageSender) -> Author {
         match &sender.user {
             Some(u) => {
-                let (name, avatar_url) = self.user(u.as_ref()).await;
+                let person = self.user(u.as_ref()).await;
+                let mut badges = person.badges;
+                if sender.bot_id.is_some() && !badges.iter().any(|b| b == "bot") {
+                    badges.push("bot".to_string());
+                }
                 Author {
                     id: u.to_string(),
-                    name,
-                    avatar_url,
+                    name: person.name,
+                    avatar_url: person.avatar,
                     color: None,
                     bot: sender.bot_id.is_some(),
-                    badges: if sender.bot_id.is_some() {
-                        vec!["bot".to_string()]
-                    } else {
-                        Vec::new()
-                    },
+                    badges,
                     first_message: None,
                 }
             }

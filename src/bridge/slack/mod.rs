@@ -90,7 +90,7 @@ struct Shared {
     /// Whether Slack lets us post with a custom name and icon.
     customize: AtomicBool,
     /// Users by id: display name and avatar.
-    users: Mutex<HashMap<String, (String, Option<String>)>>,
+    users: Mutex<HashMap<String, api::Person>>,
     /// Channel names by id.
     channels: Mutex<HashMap<String, String>>,
     /// Downloads files (see `files`).

@@ -7,9 +7,11 @@ mod support;
 
 use serde_json::json;
 use support::browser::Browser;
+use support::config::ConfigBuilder;
 use support::fake_twitch::FakeTwitch;
 use support::http::request;
 use support::nats::{NatsServer, free_port};
+use support::platform::FakePlatform;
 use support::{Jetbridge, WAIT};
 
 const TOKEN: &str = "browser-token";
@@ -35,25 +37,17 @@ async fn overlay_shows_messages_in_order_applies_deletes_and_never_runs_chat_htm
     let nats = NatsServer::start();
     let fake = FakeTwitch::start().await;
     let port = free_port();
-    let jb = Jetbridge::start(&format!(
-        r##"
-[nats]
-url = "{nats}"
-[http]
-listen = "127.0.0.1:{port}"
-api_token = "{TOKEN}"
-[twitch]
-server = "{server}"
-tls = false
-emotes = []
-[[rooms]]
-name = "lobby"
-channels = [{{ bridge = "twitch", channel = "#alpha", direction = "in" }}]
-"##,
-        nats = nats.url(),
-        server = fake.server()
-    ));
     let addr = format!("127.0.0.1:{port}");
+    let jb = Jetbridge::start(
+        &ConfigBuilder::new(&nats)
+            .http(&addr, TOKEN)
+            .section("twitch", &fake.section())
+            .room(
+                "lobby",
+                &[r##"{ bridge = "twitch", channel = "#alpha", direction = "in" }"##],
+            )
+            .build(),
+    );
     fake.wait_joined(&["#alpha"], WAIT).await;
     support::wait_until("http up", WAIT, || {
         std::net::TcpStream::connect(&addr).is_ok()

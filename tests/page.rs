@@ -8,10 +8,12 @@ mod support;
 
 use serde_json::{Value, json};
 use support::browser::Browser;
+use support::config::ConfigBuilder;
 use support::fake_emotes::FakeEmotes;
 use support::fake_twitch::FakeTwitch;
 use support::http::request;
 use support::nats::{NatsServer, free_port};
+use support::platform::FakePlatform;
 use support::{Jetbridge, WAIT};
 
 const TOKEN: &str = "page-token";
@@ -31,35 +33,23 @@ async fn setup(lobby_keys: &str, other_keys: &str, twitch_keys: &str) -> Page {
     let nats = NatsServer::start();
     let fake = FakeTwitch::start().await;
     let port = free_port();
-    let twitch_keys = if twitch_keys.is_empty() {
-        "emotes = []"
-    } else {
-        twitch_keys
-    };
-    let jb = Jetbridge::start(&format!(
-        r##"
-[nats]
-url = "{nats}"
-[http]
-listen = "127.0.0.1:{port}"
-api_token = "{TOKEN}"
-[twitch]
-server = "{server}"
-tls = false
-{twitch_keys}
-[[rooms]]
-name = "lobby"
-channels = [{{ bridge = "twitch", channel = "#alpha", direction = "in" }}]
-{lobby_keys}
-[[rooms]]
-name = "other"
-channels = [{{ bridge = "twitch", channel = "#beta", direction = "in" }}]
-{other_keys}
-"##,
-        nats = nats.url(),
-        server = fake.server()
-    ));
     let addr = format!("127.0.0.1:{port}");
+    // The fake's account, with the test's emote settings in place of none.
+    let mut twitch = fake.section();
+    if !twitch_keys.is_empty() {
+        twitch = twitch.replace("emotes = []", twitch_keys);
+    }
+    let reads = |channel: &str| {
+        format!(r#"{{ bridge = "twitch", channel = "{channel}", direction = "in" }}"#)
+    };
+    let jb = Jetbridge::start(
+        &ConfigBuilder::new(&nats)
+            .http(&addr, TOKEN)
+            .section("twitch", &twitch)
+            .room_with("lobby", &[&reads("#alpha")], lobby_keys)
+            .room_with("other", &[&reads("#beta")], other_keys)
+            .build(),
+    );
     fake.wait_joined(&["#alpha", "#beta"], WAIT).await;
     support::wait_until("http up", WAIT, || {
         std::net::TcpStream::connect(&addr).is_ok()

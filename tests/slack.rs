@@ -118,7 +118,7 @@ async fn slack_relays_both_ways_with_twitch_and_discord_and_nothing_pings() {
 }
 
 #[tokio::test]
-async fn workspace_admins_carry_the_moderator_badge_and_members_none() {
+async fn workspace_admins_carry_the_moderator_badge_bots_the_bot_badge_and_members_none() {
     let s = setup("", BOT_TOKEN).await;
     ready(&s).await;
     let member = s.slack.next_ts();
@@ -129,13 +129,20 @@ async fn workspace_admins_carry_the_moderator_badge_and_members_none() {
     s.slack
         .send_event(message(C1, "U0002", "from an admin", &admin))
         .await;
+    // Another app posting as that admin: both badges.
+    let mut app = message(C1, "U0002", "from an app", &s.slack.next_ts());
+    app["subtype"] = json!("bot_message");
+    app["bot_id"] = json!("B0OTHER");
+    s.slack.send_event(app).await;
     let js = js(&s.nats.url()).await;
-    let evs = wait_stored(&js, &format!("chat.lobby.slack.{C1}"), 2).await;
+    let evs = wait_stored(&js, &format!("chat.lobby.slack.{C1}"), 3).await;
     let badges = |i: usize| evs[i].author.as_ref().unwrap().badges.clone();
     assert_eq!(evs[0].source.message_id, member);
     assert!(badges(0).is_empty(), "{:?}", badges(0));
     assert_eq!(badges(1), vec!["moderator".to_string()]);
     assert!(!evs[1].author.as_ref().unwrap().bot);
+    assert_eq!(badges(2), vec!["moderator".to_string(), "bot".to_string()]);
+    assert!(evs[2].author.as_ref().unwrap().bot);
 }
 
 #[tokio::test]

@@ -68,19 +68,19 @@ impl Shared {
         match &sender.user {
             Some(u) => {
                 let person = self.user(u.as_ref()).await;
-                let mut badges = person.badges;
-                if sender.bot_id.is_some() && !badges.iter().any(|b| b == "bot") {
-                    badges.push("bot".to_string());
-                }
-                Author {
+                let mut author = Author {
                     id: u.to_string(),
                     name: person.name,
                     avatar_url: person.avatar,
                     color: None,
-                    bot: sender.bot_id.is_some(),
-                    badges,
+                    bot: false,
+                    badges: person.badges,
                     first_message: None,
+                };
+                if sender.bot_id.is_some() {
+                    mark_bot(&mut author);
                 }
+                author
             }
             None => Author {
                 id: sender
@@ -192,9 +192,8 @@ impl Shared {
                 }
                 let ts = ev.origin.ts.to_string();
                 let mut author = self.author(&ev.sender).await;
-                author.bot = is_bot;
-                if is_bot && author.badges.is_empty() {
-                    author.badges.push("bot".into());
+                if is_bot {
+                    mark_bot(&mut author);
                 }
                 let mut e = ChatEvent::message(&self.name, &channel, &ts, author, text);
                 if let Some(t) = slack_ts_to_time(&ts) {
@@ -244,6 +243,14 @@ pub fn slack_ts_to_time(ts: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     let secs: i64 = secs.parse().ok()?;
     let micros: u32 = format!("{frac:0<6}").get(..6)?.parse().ok()?;
     chrono::DateTime::from_timestamp(secs, micros * 1000)
+}
+
+/// Marks `author` a bot, with the `bot` badge once beside what users.info gave.
+fn mark_bot(author: &mut Author) {
+    author.bot = true;
+    if !author.badges.iter().any(|b| b == "bot") {
+        author.badges.push("bot".to_string());
+    }
 }
 
 #[cfg(test)]

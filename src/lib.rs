@@ -17,6 +17,7 @@
 pub mod backoff;
 pub mod bridge;
 pub mod bus;
+pub mod clock;
 pub mod config;
 pub mod event;
 pub mod feed;
@@ -77,41 +78,13 @@ pub async fn run(
     for w in &config.warnings {
         tracing::warn!("{w}");
     }
-    let mut bridges = Vec::new();
-    for b in config.enabled_bridges() {
-        let bridge = registry::build(b, &config).map_err(|source| RunError::Bridge {
-            bridge: b.name.clone(),
-            source,
-        })?;
-        bridges.push(bridge);
-    }
-    let listener = match config.http.enabled {
-        true => Some(
-            tokio::net::TcpListener::bind(&config.http.listen)
-                .await
-                .map_err(|source| RunError::Listen {
-                    listen: config.http.listen.clone(),
-                    source,
-                })?,
-        ),
-        false => None,
-    };
-
+    let bridges = build_bridges(&config)?;
+    let listener = bind_http(&config).await?;
     // Installed before anything records, so that /metrics sees every count.
     http::metrics_handle();
     let bus = Bus::connect(&config.nats, health.clone(), true).await?;
     let mut tasks = JoinSet::new();
-    {
-        let bus = bus.clone();
-        let shutdown = shutdown.clone();
-        let health = health.clone();
-        tasks.spawn(async move {
-            if bus.ensure_stream_retrying(&shutdown).await {
-                health.set_stream_ready();
-                tracing::info!(stream = %bus.config().stream, "stream ready");
-            }
-        });
-    }
+    tasks.spawn(keep_stream(bus.clone(), shutdown.clone(), health.clone()));
 
     let publisher = Publisher::new(config.nats.queue_size, health.clone());
     // The publisher outlives the bridges: it stores what they queued last.
@@ -122,33 +95,135 @@ pub async fn run(
         bridges_done.clone(),
         STOP_DRAIN,
     ));
-    let store: Arc<dyn bridge::EventStore> = Arc::new(store::JetStreamStore {
-        bus: bus.clone(),
-        publisher,
-    });
+    let wiring = Wiring::new(Arc::new(config), bus.clone(), publisher, health, &listener);
+    if let Some(listener) = listener {
+        tasks.spawn(wiring.http(listener, &bridges, shutdown.clone()));
+    }
+    for bridge in bridges {
+        wiring.start_bridge(&mut tasks, bridge, started, &shutdown);
+    }
+    tracing::info!(
+        bridges = ?wiring.config.enabled_bridges().map(|b| b.name.as_str()).collect::<Vec<_>>(),
+        rooms = wiring.config.rooms.len(),
+        "jetbridge running"
+    );
 
-    let config = Arc::new(config);
-    // Files are linked through the HTTP surface when there is one.
-    let media: Option<Arc<dyn bridge::MediaIndex>> = listener.as_ref().map(|_| {
-        Arc::new(store::JetStreamMedia::new(
-            bus.clone(),
-            config.http.base_url(),
-        )) as Arc<dyn bridge::MediaIndex>
-    });
-    let inbound_of = |name: &str| {
-        let inbound = Inbound::new(&config, name, store.clone(), health.clone());
-        match &media {
+    shutdown.cancelled().await;
+    tracing::info!("shutting down: draining deliveries");
+    join_reporting(&mut tasks).await;
+    bridges_done.cancel();
+    if let Err(e) = publisher_task.await {
+        tracing::error!(error = %e, "the publisher failed while storing the last events");
+    }
+    bus.flush().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Every enabled bridge, built from its settings (nothing connects yet).
+fn build_bridges(config: &Config) -> Result<Vec<Arc<dyn bridge::Bridge>>, RunError> {
+    config
+        .enabled_bridges()
+        .map(|b| {
+            registry::build(b, config).map_err(|source| RunError::Bridge {
+                bridge: b.name.clone(),
+                source,
+            })
+        })
+        .collect()
+}
+
+/// The HTTP listener, when the surface is on: bound before anything connects,
+/// so a taken port fails the start.
+async fn bind_http(config: &Config) -> Result<Option<tokio::net::TcpListener>, RunError> {
+    if !config.http.enabled {
+        return Ok(None);
+    }
+    tokio::net::TcpListener::bind(&config.http.listen)
+        .await
+        .map(Some)
+        .map_err(|source| RunError::Listen {
+            listen: config.http.listen.clone(),
+            source,
+        })
+}
+
+/// Create or update the stream once NATS answers (retrying until `shutdown`).
+async fn keep_stream(bus: Bus, shutdown: CancellationToken, health: Health) {
+    if bus.ensure_stream_retrying(&shutdown).await {
+        health.set_stream_ready();
+        tracing::info!(stream = %bus.config().stream, "stream ready");
+    }
+}
+
+/// Wait for every task; one that panicked is reported, not dropped.
+async fn join_reporting(tasks: &mut JoinSet<()>) {
+    while let Some(joined) = tasks.join_next().await {
+        if let Err(e) = joined {
+            tracing::error!(error = %e, "a task failed while stopping");
+        }
+    }
+}
+
+/// What every bridge and the HTTP surface are wired to.
+struct Wiring {
+    config: Arc<Config>,
+    bus: Bus,
+    store: Arc<dyn bridge::EventStore>,
+    /// Files are linked through the HTTP surface when there is one.
+    media: Option<Arc<dyn bridge::MediaIndex>>,
+    health: Health,
+}
+
+impl Wiring {
+    fn new(
+        config: Arc<Config>,
+        bus: Bus,
+        publisher: Publisher,
+        health: Health,
+        listener: &Option<tokio::net::TcpListener>,
+    ) -> Self {
+        let media = listener.as_ref().map(|_| {
+            Arc::new(store::JetStreamMedia::new(
+                bus.clone(),
+                config.http.base_url(),
+            )) as Arc<dyn bridge::MediaIndex>
+        });
+        let store = Arc::new(store::JetStreamStore {
+            bus: bus.clone(),
+            publisher,
+        });
+        Wiring {
+            config,
+            bus,
+            store,
+            media,
+            health,
+        }
+    }
+
+    /// The inbound sink of bridge `name`.
+    fn inbound(&self, name: &str) -> Inbound {
+        let inbound = Inbound::new(&self.config, name, self.store.clone(), self.health.clone());
+        match &self.media {
             Some(m) => inbound.with_media(m.clone()),
             None => inbound,
         }
-    };
-    if let Some(listener) = listener {
+    }
+
+    /// The HTTP surface's task.
+    fn http(
+        &self,
+        listener: tokio::net::TcpListener,
+        bridges: &[Arc<dyn bridge::Bridge>],
+        shutdown: CancellationToken,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let state = http::AppState {
-            config: config.clone(),
-            feeds: feed::Feeds::new(bus.clone(), shutdown.clone()),
-            health: health.clone(),
-            inbound: inbound_of(WEB_BRIDGE),
-            media: media.clone(),
+            config: self.config.clone(),
+            feeds: feed::Feeds::new(self.bus.clone(), shutdown.clone()),
+            health: self.health.clone(),
+            inbound: self.inbound(WEB_BRIDGE),
+            media: self.media.clone(),
             bridges: Arc::new(
                 bridges
                     .iter()
@@ -157,49 +232,45 @@ pub async fn run(
             ),
             media_slots: http::media_slots(),
         };
-        health.set_bridge(WEB_BRIDGE, status::State::Connected);
-        tasks.spawn(http::serve(listener, state, shutdown.clone()));
+        self.health.set_bridge(WEB_BRIDGE, status::State::Connected);
+        http::serve(listener, state, shutdown)
     }
-    let backbone: Arc<dyn router::Backbone> = Arc::new(bus.clone());
-    for bridge in bridges {
+
+    /// A bridge's two tasks: its supervised connection (inbound) and its
+    /// outbound router.
+    fn start_bridge(
+        &self,
+        tasks: &mut JoinSet<()>,
+        bridge: Arc<dyn bridge::Bridge>,
+        started: time::OffsetDateTime,
+        shutdown: &CancellationToken,
+    ) {
         let name = bridge.name().to_string();
-        health.set_bridge(&name, status::State::Connecting(String::new()));
-        let channels: Vec<_> = config
+        self.health
+            .set_bridge(&name, status::State::Connecting(String::new()));
+        let channels: Vec<_> = self
+            .config
             .channels_of(&name)
             .map(|(_, c)| (c.channel.clone(), c.direction))
             .collect();
-        let inbound = inbound_of(&name);
         tasks.spawn(bridge::supervise(
             bridge.clone(),
-            inbound,
+            self.inbound(&name),
             channels,
-            health.clone(),
+            self.health.clone(),
             shutdown.clone(),
         ));
-        let routes = Arc::new(Routes::new(&config, &name));
+        let routes = Arc::new(Routes::new(&self.config, &name));
         tasks.spawn(router::run_outbound(
-            backbone.clone(),
+            Arc::new(self.bus.clone()),
             bridge,
             routes,
             OutboundTiming {
                 drain: DRAIN,
                 since: started,
+                clock: clock::Clock::System,
             },
             shutdown.clone(),
         ));
     }
-    tracing::info!(
-        bridges = ?config.enabled_bridges().map(|b| b.name.as_str()).collect::<Vec<_>>(),
-        rooms = config.rooms.len(),
-        "jetbridge running"
-    );
-
-    shutdown.cancelled().await;
-    tracing::info!("shutting down: draining deliveries");
-    while tasks.join_next().await.is_some() {}
-    bridges_done.cancel();
-    let _ = publisher_task.await;
-    bus.flush().await;
-    tracing::info!("stopped");
-    Ok(())
 }

@@ -34,6 +34,8 @@ pub struct OutboundTiming {
     pub drain: Duration,
     /// When this process started: where a brand-new consumer begins.
     pub since: time::OffsetDateTime,
+    /// The wall clock that held messages are timed against.
+    pub clock: crate::clock::Clock,
 }
 
 /// How long an outbound lease lasts without renewal: a crashed leader's
@@ -82,6 +84,7 @@ pub async fn run_outbound(
         };
         let leader = Leader {
             backbone,
+            bridge_name: Arc::from(name.as_str()),
             bridge,
             routes,
             records,
@@ -142,6 +145,7 @@ enum Leadership {
 struct Leader {
     backbone: Arc<dyn Backbone>,
     bridge: Arc<dyn Bridge>,
+    bridge_name: Arc<str>,
     routes: Arc<Routes>,
     records: Arc<dyn Records>,
     /// What was posted lately (kept across leaderships).
@@ -287,18 +291,33 @@ impl Leader {
             Err(e) => {
                 tracing::error!(seq, error = %e, "not a chat event, skipping");
                 metrics::counter!("jetbridge_delivery_failures_total", "bridge" => self.bridge.name().to_string(), "reason" => "invalid_event").increment(1);
-                let _ = msg.ack.term().await;
+                if let Err(e) = msg.ack.term().await {
+                    // JetStream delivers it again, and it is skipped again.
+                    super::tracker::settle_failed(self.bridge.name(), "term", seq, &e);
+                }
                 return;
             }
         };
         let destinations = self.routes.destinations(&ev);
         if destinations.is_empty() {
-            let _ = msg.ack.ack().await;
+            if let Err(e) = msg.ack.ack().await {
+                // JetStream delivers it again; it still goes nowhere.
+                super::tracker::settle_failed(self.bridge.name(), "ack", seq, &e);
+            }
             return;
         }
-        let tracker = Arc::new(Tracker::new(seq, destinations.len(), msg.ack));
+        let tracker = Arc::new(Tracker::new(
+            seq,
+            self.bridge_name.clone(),
+            destinations.len(),
+            msg.ack,
+        ));
         let hold_until = match (ev.kind, self.routes.hold(&ev.room)) {
-            (EventKind::Message, Some(hold)) => Some(super::worker::due(ev.ts, hold)),
+            (EventKind::Message, Some(hold)) => Some(
+                self.timing
+                    .clock
+                    .instant_at(ev.ts + chrono::Duration::from_std(hold).unwrap_or_default()),
+            ),
             _ => None,
         };
         d.inflight.lock().insert(seq, tracker.clone());
@@ -328,6 +347,7 @@ impl Leader {
                     ),
                     scope,
                     watermark: None,
+                    clock: self.timing.clock,
                 };
                 let span = tracing::info_span!("channel", channel = %ch);
                 d.tasks.spawn(worker.run(rx).instrument(span));

@@ -10,15 +10,18 @@ use super::Settle;
 /// One stream message awaiting its destinations.
 pub struct Tracker {
     pub seq: u64,
+    /// The bridge delivering it (for the failure count).
+    bridge: Arc<str>,
     remaining: AtomicUsize,
     settle: tokio::sync::Mutex<Box<dyn Settle>>,
     settled: AtomicBool,
 }
 
 impl Tracker {
-    pub fn new(seq: u64, destinations: usize, settle: Box<dyn Settle>) -> Self {
+    pub fn new(seq: u64, bridge: Arc<str>, destinations: usize, settle: Box<dyn Settle>) -> Self {
         Tracker {
             seq,
+            bridge,
             remaining: AtomicUsize::new(destinations),
             settle: tokio::sync::Mutex::new(settle),
             settled: AtomicBool::new(false),
@@ -57,7 +60,12 @@ impl Tracker {
         };
         if let Err(e) = result {
             // JetStream redelivers an unacked message; the records prevent a repost.
-            tracing::warn!(seq = self.seq, error = %e, "ack failed");
+            settle_failed(
+                &self.bridge,
+                if give_back { "nak" } else { "ack" },
+                self.seq,
+                &e,
+            );
         }
     }
 }
@@ -71,4 +79,12 @@ impl Inflight {
         // Plain data; a panic elsewhere cannot leave it torn.
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// Say that settling stream message `seq` with `op` failed: logged and
+/// counted, never dropped (JetStream delivers it again).
+pub fn settle_failed(bridge: &str, op: &'static str, seq: u64, err: &dyn std::fmt::Display) {
+    tracing::warn!(seq, op, error = %err, "settling a stream message failed; JetStream delivers it again");
+    metrics::counter!("jetbridge_ack_failures_total", "bridge" => bridge.to_string(), "op" => op)
+        .increment(1);
 }

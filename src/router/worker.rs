@@ -45,14 +45,6 @@ impl Item {
     }
 }
 
-/// When a message sent at `ts` may be relayed under a hold of `hold`: the
-/// same moment for every instance, whenever it got the message.
-pub fn due(ts: chrono::DateTime<chrono::Utc>, hold: Duration) -> Instant {
-    let release = ts + chrono::Duration::from_std(hold).unwrap_or_default();
-    let wait = (release - chrono::Utc::now()).to_std().unwrap_or_default();
-    Instant::now() + wait
-}
-
 /// Whether a delete of `id` is waiting in `queue`: held back, it is never posted.
 pub fn withdrawn(queue: &VecDeque<Item>, id: &str) -> bool {
     queue
@@ -73,6 +65,8 @@ pub struct Worker {
     pub scope: Arc<MarkScope>,
     /// The channel's stored watermark, read at the first redelivery.
     pub watermark: Option<u64>,
+    /// The wall clock event times are measured against.
+    pub clock: crate::clock::Clock,
 }
 
 /// What one delivery does to the channel.
@@ -342,9 +336,7 @@ impl Worker {
         for (item, _) in batch {
             if let Some(posted) = &posted {
                 self.recent.insert(&self.channel, &item.event.id, posted);
-                let latency = (chrono::Utc::now() - item.event.ts)
-                    .to_std()
-                    .unwrap_or_default();
+                let latency = self.clock.since(item.event.ts);
                 metrics::histogram!("jetbridge_relay_latency_seconds", "bridge" => bridge.clone())
                     .record(latency.as_secs_f64());
             }

@@ -6,7 +6,7 @@
 use async_trait::async_trait;
 
 use crate::bridge::{EventStore, MediaIndex, StoreError};
-use crate::bus::{Bus, MediaBucket, Publisher};
+use crate::bus::{Bus, BusError, MediaBucket, Publisher};
 use crate::event::ChatEvent;
 
 /// Where every bridge's inbound events go.
@@ -35,7 +35,13 @@ impl EventStore for JetStreamStore {
             .await
             .map_err(|e| StoreError(Box::new(e)))?;
         // Something else under our subject (not a chat event) is no resume point.
-        Ok(payload.and_then(|p| serde_json::from_slice(&p).ok()))
+        Ok(payload.and_then(|p| match serde_json::from_slice(&p) {
+            Ok(ev) => Some(ev),
+            Err(e) => {
+                tracing::warn!(subject, error = %e, "the last message stored here is not a chat event; not a resume point");
+                None
+            }
+        }))
     }
 }
 
@@ -56,18 +62,10 @@ impl JetStreamMedia {
         }
     }
 
-    async fn bucket(&self) -> Option<&MediaBucket> {
-        match self
-            .bucket
+    async fn bucket(&self) -> Result<&MediaBucket, BusError> {
+        self.bucket
             .get_or_try_init(|| self.bus.media_bucket())
             .await
-        {
-            Ok(b) => Some(b),
-            Err(e) => {
-                tracing::warn!(error = %e, "media links unavailable");
-                None
-            }
-        }
     }
 }
 
@@ -89,7 +87,11 @@ impl MediaIndex for JetStreamMedia {
         };
         // Plain data; cannot fail to serialize.
         let value = serde_json::to_vec(&entry).expect("MediaEntry serializes");
-        match self.bucket().await?.put(&token, value).await {
+        let put = match self.bucket().await {
+            Ok(bucket) => bucket.put(&token, value).await,
+            Err(e) => Err(e),
+        };
+        match put {
             Ok(()) => Some(format!("{}/media/{token}", self.base)),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot keep a media link; the platform's URL is used");
@@ -98,9 +100,22 @@ impl MediaIndex for JetStreamMedia {
         }
     }
 
-    async fn resolve(&self, token: &str) -> Option<(String, String)> {
-        let raw = self.bucket().await?.get(token).await.ok()??;
-        let e: MediaEntry = serde_json::from_slice(&raw).ok()?;
-        Some((e.bridge, e.reference))
+    async fn resolve(&self, token: &str) -> Result<Option<(String, String)>, StoreError> {
+        let bucket = self.bucket().await.map_err(|e| StoreError(Box::new(e)))?;
+        let Some(raw) = bucket
+            .get(token)
+            .await
+            .map_err(|e| StoreError(Box::new(e)))?
+        else {
+            return Ok(None);
+        };
+        match serde_json::from_slice::<MediaEntry>(&raw) {
+            Ok(e) => Ok(Some((e.bridge, e.reference))),
+            Err(e) => {
+                // Written by another program, or by a version that no longer reads it.
+                tracing::warn!(error = %e, "a media link's entry is not readable; treated as absent");
+                Ok(None)
+            }
+        }
     }
 }

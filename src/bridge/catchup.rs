@@ -33,13 +33,6 @@ pub struct Window {
     pub max: usize,
 }
 
-impl Window {
-    /// Whether a message with platform time `ts` falls in the window.
-    pub fn wants_time(&self, ts: DateTime<Utc>) -> bool {
-        ts > self.after_time
-    }
-}
-
 /// A platform's channel history, as catch-up reads it.
 #[async_trait]
 pub trait History: Sync {

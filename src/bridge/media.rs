@@ -8,6 +8,8 @@
 use bytes::Bytes;
 use futures::stream::BoxStream;
 
+use super::StoreError;
+
 /// Largest file streamed through jetbridge.
 pub const MAX_MEDIA: u64 = 25 * 1024 * 1024;
 
@@ -41,6 +43,7 @@ pub trait MediaIndex: Send + Sync {
     /// again); `None` when no link can be made now (no HTTP surface, NATS away).
     async fn link(&self, bridge: &str, reference: &str) -> Option<String>;
 
-    /// The bridge and reference behind a link's token.
-    async fn resolve(&self, token: &str) -> Option<(String, String)>;
+    /// The bridge and reference behind a link's token: `Ok(None)` when there
+    /// is no such token, an error when the index cannot be read now.
+    async fn resolve(&self, token: &str) -> Result<Option<(String, String)>, StoreError>;
 }

@@ -127,7 +127,17 @@ impl Bus {
             detail,
         };
         let stream = self.chat_stream().await?;
-        let existing = stream.consumer_info(&name).await.ok();
+        // Only "no such consumer" means there is none: any other failure must
+        // not skip a take-over's check of what may already have been posted.
+        let existing = match stream.consumer_info(&name).await {
+            Ok(info) => Some(info),
+            Err(e)
+                if e.kind() == async_nats::jetstream::context::ConsumerInfoErrorKind::NotFound =>
+            {
+                None
+            }
+            Err(e) => return Err(err(format!("cannot read its state: {e}"))),
+        };
         let mut verify_until = 0;
         let deliver_policy = match existing {
             Some(info) if take_over && info.num_ack_pending > 0 => {

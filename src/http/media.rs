@@ -29,8 +29,18 @@ pub async fn get(State(state): State<AppState>, Path(token): Path<String>) -> Re
     let Some(index) = &state.media else {
         return not_found();
     };
-    let Some((bridge, reference)) = index.resolve(&token).await else {
-        return not_found();
+    let (bridge, reference) = match index.resolve(&token).await {
+        Ok(Some(found)) => found,
+        Ok(None) => return not_found(),
+        Err(e) => {
+            // NATS away: the link may be fine; say so rather than "no such file".
+            tracing::warn!(error = %e, "cannot look a media link up");
+            metrics::counter!("jetbridge_media_lookup_failures_total").increment(1);
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the media index cannot be read now; try again",
+            );
+        }
     };
     let Some(b) = state.bridges.get(&bridge) else {
         return not_found();

@@ -3,16 +3,15 @@
 //! remove them, HTML in chat text renders as text. Screenshots are saved under
 //! `target/screenshots/` to look at.
 
-mod support;
-
+use crate::support;
+use crate::support::browser::Browser;
+use crate::support::config::ConfigBuilder;
+use crate::support::fake_twitch::FakeTwitch;
+use crate::support::http::request;
+use crate::support::nats::{NatsServer, free_port};
+use crate::support::platform::FakePlatform;
+use crate::support::{Jetbridge, WAIT};
 use serde_json::json;
-use support::browser::Browser;
-use support::config::ConfigBuilder;
-use support::fake_twitch::FakeTwitch;
-use support::http::request;
-use support::nats::{NatsServer, free_port};
-use support::platform::FakePlatform;
-use support::{Jetbridge, WAIT};
 
 const TOKEN: &str = "browser-token";
 

@@ -2,17 +2,16 @@
 //! Slack while it is stopped (or its session is lost) is read from their
 //! history when it comes back, and relayed in order, once.
 
-mod support;
-
+use crate::support;
 use std::time::Duration;
 
-use support::config::ConfigBuilder;
-use support::fake_discord::FakeDiscord;
-use support::fake_slack::FakeSlack;
-use support::http::get;
-use support::nats::{NatsServer, free_port};
-use support::platform::FakePlatform;
-use support::{Jetbridge, WAIT, js, stored, wait_outbound_idle};
+use crate::support::config::ConfigBuilder;
+use crate::support::fake_discord::FakeDiscord;
+use crate::support::fake_slack::FakeSlack;
+use crate::support::http::get;
+use crate::support::nats::{NatsServer, free_port};
+use crate::support::platform::FakePlatform;
+use crate::support::{Jetbridge, WAIT, js, stored, wait_outbound_idle};
 
 const DCH: &str = "111111111111111111";
 const DNEW: &str = "222222222222222222";

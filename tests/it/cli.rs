@@ -1,14 +1,13 @@
 //! The command line against a real nats-server: `send` then `tail`, and clear
 //! errors when NATS is absent or has no JetStream.
 
-mod support;
-
+use crate::support;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use support::nats::NatsServer;
-use support::{bin, run_cli};
+use crate::support::nats::NatsServer;
+use crate::support::{bin, run_cli};
 
 fn config_for(url: &str) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().unwrap();

@@ -3,17 +3,15 @@
 //! the middle of traffic loses nothing and keeps order, and inbound keeps
 //! working after it.
 
-mod support;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
+use crate::support::config::ConfigBuilder;
+use crate::support::fake_twitch::FakeTwitch;
+use crate::support::nats::NatsCluster;
+use crate::support::platform::FakePlatform;
+use crate::support::{Deadline, Jetbridge, WAIT};
 use async_nats::jetstream;
-use support::config::ConfigBuilder;
-use support::fake_twitch::FakeTwitch;
-use support::nats::NatsCluster;
-use support::platform::FakePlatform;
-use support::{Deadline, Jetbridge, WAIT};
 
 /// What the chat stream's (or a bucket's) JetStream reports: replicas and leader.
 async fn replicas_and_leader(js: &jetstream::Context, stream: &str) -> (usize, Option<String>) {

@@ -1,11 +1,9 @@
 //! Configuration: every validation error names its key path, all problems are
 //! reported at once, env overrides apply, and secrets never reach the output.
 
-mod support;
-
+use crate::support::run_cli;
 use jetbridge::bridge::registry as config;
 use jetbridge::config::Direction;
-use support::run_cli;
 
 fn problems(toml: &str) -> Vec<String> {
     match config::from_toml_str(toml) {

@@ -7,15 +7,14 @@
 //! `conformance!` line at the bottom. Test names carry the platform
 //! (`discord::echo_is_suppressed`).
 
-mod support;
-
+use crate::support;
 use std::time::Duration;
 
+use crate::support::config::ConfigBuilder;
+use crate::support::nats::{NatsServer, free_port};
+use crate::support::platform::{Change, FakePlatform, Post};
+use crate::support::{Jetbridge, WAIT, js, stored, wait_outbound_idle, wait_stored};
 use jetbridge::event::{self, EventKind};
-use support::config::ConfigBuilder;
-use support::nats::{NatsServer, free_port};
-use support::platform::{Change, FakePlatform, Post};
-use support::{Jetbridge, WAIT, js, stored, wait_outbound_idle, wait_stored};
 
 const API_TOKEN: &str = "conformance-api-token";
 

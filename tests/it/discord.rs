@@ -1,15 +1,14 @@
 //! End to end: fake Discord (Gateway v10 + REST) and fake Twitch ↔ jetbridge ↔
 //! real nats-server.
 
-mod support;
-
+use crate::support;
+use crate::support::config::ConfigBuilder;
+use crate::support::fake_discord::{APP_ID, FakeDiscord};
+use crate::support::fake_twitch::FakeTwitch;
+use crate::support::nats::NatsServer;
+use crate::support::platform::FakePlatform;
+use crate::support::{Jetbridge, WAIT, js, wait_outbound_idle, wait_stored};
 use serde_json::json;
-use support::config::ConfigBuilder;
-use support::fake_discord::{APP_ID, FakeDiscord};
-use support::fake_twitch::FakeTwitch;
-use support::nats::NatsServer;
-use support::platform::FakePlatform;
-use support::{Jetbridge, WAIT, js, wait_outbound_idle, wait_stored};
 
 const TOKEN: &str = "discord-bot-token-sekrit";
 const CH: &str = "111111111111111111";

@@ -1,8 +1,7 @@
 //! The event contract: JSON round trip, deterministic ids, subjects that no
 //! channel name can break, and the published JSON Schema.
 
-mod support;
-
+use crate::support;
 use jetbridge::event::{self, Author, ChatEvent, EventKind};
 
 #[test]

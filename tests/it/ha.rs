@@ -1,18 +1,17 @@
 //! Several instances, crashes and NATS outages, through real processes: what
 //! DESIGN.md §4 promises about delivery, tested by killing things.
 
-mod support;
-
+use crate::support;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use crate::support::config::ConfigBuilder;
+use crate::support::fake_twitch::FakeTwitch;
+use crate::support::http::get;
+use crate::support::nats::{NatsServer, free_port};
+use crate::support::platform::FakePlatform;
+use crate::support::{Jetbridge, WAIT, js, stored, wait_stored};
 use jetbridge::router::RECORDING_DEPTH;
-use support::config::ConfigBuilder;
-use support::fake_twitch::FakeTwitch;
-use support::http::get;
-use support::nats::{NatsServer, free_port};
-use support::platform::FakePlatform;
-use support::{Jetbridge, WAIT, js, stored, wait_stored};
 
 /// Twitch #alpha in, #beta out; `listen` turns HTTP on; `twitch` adds keys.
 fn config(nats_url: &str, fake: &FakeTwitch, listen: Option<&str>, twitch: &str) -> String {

@@ -3,18 +3,17 @@
 //! deletion on Discord or Slack) never reaches any platform but stays on the
 //! stream with its delete; one that is kept arrives after the hold, not before.
 
-mod support;
-
+use crate::support;
 use std::time::{Duration, Instant};
 
+use crate::support::config::ConfigBuilder;
+use crate::support::fake_discord::FakeDiscord;
+use crate::support::fake_slack::FakeSlack;
+use crate::support::fake_twitch::FakeTwitch;
+use crate::support::nats::{NatsServer, free_port};
+use crate::support::platform::FakePlatform;
+use crate::support::{Jetbridge, WAIT, js, stored};
 use jetbridge::event::EventKind;
-use support::config::ConfigBuilder;
-use support::fake_discord::FakeDiscord;
-use support::fake_slack::FakeSlack;
-use support::fake_twitch::FakeTwitch;
-use support::nats::{NatsServer, free_port};
-use support::platform::FakePlatform;
-use support::{Jetbridge, WAIT, js, stored};
 
 const HOLD: Duration = Duration::from_secs(2);
 

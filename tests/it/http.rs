@@ -2,13 +2,12 @@
 //! code of the send API (and nothing published on a rejection), SSE replay and
 //! resume, many concurrent viewers, health, readiness and metrics.
 
-mod support;
-
+use crate::support;
 use std::time::Duration;
 
-use support::http::{Sse, get, request};
-use support::nats::{NatsServer, free_port};
-use support::{Jetbridge, WAIT, js, stored, wait_stored};
+use crate::support::http::{Sse, get, request};
+use crate::support::nats::{NatsServer, free_port};
+use crate::support::{Jetbridge, WAIT, js, stored, wait_stored};
 
 const TOKEN: &str = "t0ken-for-tests";
 

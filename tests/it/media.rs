@@ -2,22 +2,20 @@
 //! and a Slack file whose URL needs the bot token, can both be opened by a
 //! viewer on the other platform, through the link jetbridge posts.
 
-mod support;
-
+use crate::support::config::ConfigBuilder;
+use crate::support::fake_discord::FakeDiscord;
+use crate::support::fake_slack::{FakeSlack, message};
+use crate::support::http::get;
+use crate::support::nats::{NatsServer, free_port};
+use crate::support::platform::FakePlatform;
+use crate::support::{Jetbridge, WAIT};
 use serde_json::json;
-use support::config::ConfigBuilder;
-use support::fake_discord::FakeDiscord;
-use support::fake_slack::{FakeSlack, message};
-use support::http::get;
-use support::nats::{NatsServer, free_port};
-use support::platform::FakePlatform;
-use support::{Jetbridge, WAIT};
 
 const DCH: &str = "111111111111111111";
 const SCH: &str = "C0001";
 
 struct Setup {
-    _nats: NatsServer,
+    nats: NatsServer,
     discord: FakeDiscord,
     slack: FakeSlack,
     _jb: Jetbridge,
@@ -42,7 +40,7 @@ async fn setup() -> Setup {
     let jb = Jetbridge::start(&config);
     jb.wait_ready(&http).await;
     Setup {
-        _nats: nats,
+        nats,
         discord,
         slack,
         _jb: jb,
@@ -97,6 +95,33 @@ async fn a_discord_file_whose_url_expired_opens_for_a_slack_viewer() {
     let r = get(&s.http, "/media/01jzzzzzzzzzzzzzzzzzzzzzzz").await;
     assert_eq!(r.status, 404);
     assert!(r.json()["error"].is_string());
+}
+
+#[tokio::test]
+async fn a_media_link_asked_for_while_nats_is_down_is_unavailable_not_missing() {
+    let mut s = setup().await;
+    let file = s.discord.attachment(DCH, "cat.png", b"PNG-BYTES", false);
+    s.discord
+        .user_message(DCH, "445", "Ann", "look", json!({ "attachments": [file] }))
+        .await;
+    let posts = FakePlatform::wait_posts(&s.slack, SCH, 1, WAIT).await;
+    let link = media_link(&posts[0].text, &s.http);
+    assert_eq!(get(&s.http, &link).await.status, 302);
+    s.nats.stop();
+    let r = get(&s.http, &link).await;
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert!(r.json()["error"].as_str().unwrap().contains("try again"));
+    s.nats.restart();
+    let deadline = crate::support::Deadline::after(WAIT * 2);
+    loop {
+        let r = get(&s.http, &link).await;
+        if r.status == 302 {
+            break;
+        }
+        deadline
+            .step(|| format!("the link to open again once NATS is back; got {}", r.status))
+            .await;
+    }
 }
 
 #[tokio::test]

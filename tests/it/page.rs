@@ -4,17 +4,16 @@
 //! (`size`, `font`, `theme`, `animate`, `badges`) and the message box.
 //! Screenshots go to `target/screenshots/`, the overlay's over a busy picture.
 
-mod support;
-
+use crate::support;
+use crate::support::browser::Browser;
+use crate::support::config::ConfigBuilder;
+use crate::support::fake_emotes::FakeEmotes;
+use crate::support::fake_twitch::FakeTwitch;
+use crate::support::http::request;
+use crate::support::nats::{NatsServer, free_port};
+use crate::support::platform::FakePlatform;
+use crate::support::{Jetbridge, WAIT};
 use serde_json::{Value, json};
-use support::browser::Browser;
-use support::config::ConfigBuilder;
-use support::fake_emotes::FakeEmotes;
-use support::fake_twitch::FakeTwitch;
-use support::http::request;
-use support::nats::{NatsServer, free_port};
-use support::platform::FakePlatform;
-use support::{Jetbridge, WAIT};
 
 const TOKEN: &str = "page-token";
 

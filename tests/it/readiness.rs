@@ -3,19 +3,18 @@
 //! once a live session is back; a session that could not be resumed catches
 //! up on what was said meanwhile.
 
-mod support;
-
+use crate::support;
 use std::time::{Duration, Instant};
 
+use crate::support::config::ConfigBuilder;
+use crate::support::fake_discord::FakeDiscord;
+use crate::support::fake_slack::FakeSlack;
+use crate::support::fake_twitch::FakeTwitch;
+use crate::support::http::get;
+use crate::support::nats::{NatsServer, free_port};
+use crate::support::platform::FakePlatform;
+use crate::support::{Jetbridge, WAIT, js, wait_outbound_idle};
 use serde_json::Value;
-use support::config::ConfigBuilder;
-use support::fake_discord::FakeDiscord;
-use support::fake_slack::FakeSlack;
-use support::fake_twitch::FakeTwitch;
-use support::http::get;
-use support::nats::{NatsServer, free_port};
-use support::platform::FakePlatform;
-use support::{Jetbridge, WAIT, js, wait_outbound_idle};
 
 const DCH: &str = "111111111111111111";
 const SCH: &str = "C0001";

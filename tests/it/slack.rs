@@ -1,16 +1,15 @@
 //! End to end: fake Slack (Web API + Socket Mode), fake Twitch and fake Discord
 //! ↔ jetbridge ↔ real nats-server.
 
-mod support;
-
+use crate::support;
+use crate::support::config::ConfigBuilder;
+use crate::support::fake_discord::FakeDiscord;
+use crate::support::fake_slack::{BOT_TOKEN, FakeSlack, message};
+use crate::support::fake_twitch::FakeTwitch;
+use crate::support::nats::NatsServer;
+use crate::support::platform::FakePlatform;
+use crate::support::{Jetbridge, WAIT, js, wait_stored};
 use serde_json::json;
-use support::config::ConfigBuilder;
-use support::fake_discord::FakeDiscord;
-use support::fake_slack::{BOT_TOKEN, FakeSlack, message};
-use support::fake_twitch::FakeTwitch;
-use support::nats::NatsServer;
-use support::platform::FakePlatform;
-use support::{Jetbridge, WAIT, js, wait_stored};
 
 const C1: &str = "C0001";
 const C2: &str = "C0002";

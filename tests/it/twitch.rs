@@ -3,16 +3,15 @@
 //! directions and rules, refused logins. Fake Twitch IRC ↔ jetbridge ↔ real
 //! nats-server -js.
 
-mod support;
-
+use crate::support;
 use std::time::Duration;
 
-use support::config::ConfigBuilder;
-use support::fake_emotes::{self, FakeEmotes, Mode};
-use support::fake_twitch::FakeTwitch;
-use support::nats::NatsServer;
-use support::platform::FakePlatform;
-use support::{Jetbridge, WAIT, js, run_cli, stored, wait_outbound_idle, wait_stored};
+use crate::support::config::ConfigBuilder;
+use crate::support::fake_emotes::{self, FakeEmotes, Mode};
+use crate::support::fake_twitch::FakeTwitch;
+use crate::support::nats::NatsServer;
+use crate::support::platform::FakePlatform;
+use crate::support::{Jetbridge, WAIT, js, run_cli, stored, wait_outbound_idle, wait_stored};
 
 /// A config with one logged-in Twitch account on `fake` and `extra` appended.
 fn config(nats: &NatsServer, fake: &FakeTwitch, extra: &str) -> String {

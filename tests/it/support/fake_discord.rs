@@ -68,7 +68,6 @@ struct State_ {
 
 pub struct FakeDiscord {
     pub rest: SocketAddr,
-    pub gateway: SocketAddr,
     pub token: String,
     st: Arc<State_>,
 }
@@ -111,7 +110,6 @@ impl FakeDiscord {
         });
         FakeDiscord {
             rest,
-            gateway,
             token: token.to_string(),
             st,
         }
@@ -136,6 +134,11 @@ impl FakeDiscord {
     /// Answer every message post with `status` for `d` (an outage).
     pub async fn down_for(&self, d: Duration, status: u16) {
         *self.st.down_until.lock().await = Some((Instant::now() + d, status));
+    }
+
+    /// End an outage begun with [`down_for`](Self::down_for).
+    pub async fn up(&self) {
+        *self.st.down_until.lock().await = None;
     }
 
     /// Answer posts whose content contains `needle` with `status` for `d`.

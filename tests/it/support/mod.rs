@@ -1,8 +1,6 @@
 //! Shared test support: the real `jetbridge` binary as a child process, reads of
 //! the chat stream, and condition waits with deadlines (never fixed sleeps).
 
-#![allow(dead_code)] // each test binary uses a different part of this module
-
 pub mod browser;
 pub mod config;
 pub mod fake_discord;

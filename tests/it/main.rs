@@ -1,0 +1,25 @@
+//! One integration test binary (the support code compiled once), a module per
+//! topic. Each test starts what it needs: a real `nats-server -js` on free
+//! ports with its own store, fake platforms speaking the real protocols, and
+//! the real `jetbridge` binary.
+
+mod support;
+
+mod browser;
+mod catchup;
+mod cli;
+mod cluster;
+mod config;
+mod conformance;
+mod discord;
+mod event;
+mod faults;
+mod ha;
+mod hold;
+mod http;
+mod media;
+mod page;
+mod properties;
+mod readiness;
+mod slack;
+mod twitch;

@@ -8,7 +8,8 @@
 //!
 //! Prints figures; asserts nothing. See BENCHMARKS.md for results.
 
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support/mod.rs"]
+#[allow(dead_code)] // the benchmark uses the fakes and the process, not the waits of tests
 mod support;
 
 use std::time::{Duration, Instant};

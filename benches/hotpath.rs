@@ -7,7 +7,8 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use jetbridge::bridge::{Bridge, registry};
+use jetbridge::bridge::Bridge;
+use jetbridge::platforms as registry;
 
 use jetbridge::event::{self, Author, ChatEvent};
 
@@ -33,7 +34,7 @@ fn normalize(c: &mut Criterion) {
             else {
                 unreachable!("a PRIVMSG")
             };
-            let mut ev = jetbridge::bridge::registry::twitch::privmsg_to_event("twitch", &m);
+            let mut ev = jetbridge::platforms::twitch::privmsg_to_event("twitch", &m);
             ev.room = "lobby".into();
             black_box(ev.to_json())
         })

@@ -2,7 +2,7 @@
 //! consumes, its deterministic ids, and the `chat.<room>.<bridge>.<channel>`
 //! subject it is stored under.
 //!
-//! This module owns the wire format other services rely on (DESIGN.md §3). It
+//! This module owns the wire format other services rely on (docs/events.md §2–§4). It
 //! leaves markup conversion to the bridges and storage to `bus`.
 
 use chrono::{DateTime, SecondsFormat, Utc};

@@ -8,7 +8,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = jetbridge::bridge::registry::load(std::path::Path::new("bridges.toml"))?;
+//! let config = jetbridge::platforms::load(std::path::Path::new("bridges.toml"))?;
 //! let shutdown = tokio_util::sync::CancellationToken::new();
 //! jetbridge::run(config, jetbridge::status::Health::default(), shutdown).await?;
 //! # Ok(()) }
@@ -22,6 +22,7 @@ pub mod config;
 pub mod event;
 pub mod feed;
 pub mod http;
+pub mod platforms;
 pub mod ratelimit;
 pub mod render;
 pub mod router;
@@ -35,7 +36,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use bridge::{Inbound, registry};
+use bridge::Inbound;
 use bus::{Bus, Publisher};
 use config::{Config, WEB_BRIDGE};
 use router::{OutboundTiming, Routes};
@@ -45,7 +46,7 @@ use status::Health;
 pub const DRAIN: Duration = Duration::from_secs(5);
 
 /// How long queued inbound events may still be stored after a stop begins
-/// (DESIGN §4: a stop ends within 10 s, whatever NATS is doing).
+/// (docs/events.md §5.1: a stop ends within 10 s, whatever NATS is doing).
 pub const STOP_DRAIN: Duration = Duration::from_secs(7);
 
 /// Why `run` could not start.
@@ -125,7 +126,7 @@ fn build_bridges(config: &Config) -> Result<Vec<Arc<dyn bridge::Bridge>>, RunErr
     config
         .enabled_bridges()
         .map(|b| {
-            registry::build(b, config).map_err(|source| RunError::Bridge {
+            platforms::build(b, config).map_err(|source| RunError::Bridge {
                 bridge: b.name.clone(),
                 source,
             })

@@ -11,10 +11,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
-use jetbridge::bridge::registry;
 use jetbridge::bus::{Bus, ReadFrom};
 use jetbridge::config::{Config, ConfigError};
 use jetbridge::event::{self, ChatEvent};
+use jetbridge::platforms;
 use jetbridge::render;
 use jetbridge::status::Health;
 
@@ -145,7 +145,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Health { addr } => {
-            let config = registry::load(&cli.config)?;
+            let config = platforms::load(&cli.config)?;
             let addr = addr.unwrap_or_else(|| local_addr(&config.http.listen));
             match healthz(&addr).await {
                 Ok(()) => Ok(ExitCode::SUCCESS),
@@ -156,7 +156,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         }
         Command::Check { strict } => {
-            let config = registry::load(&cli.config)?;
+            let config = platforms::load(&cli.config)?;
             print_check(&config);
             if strict && !config.warnings.is_empty() {
                 eprintln!(
@@ -168,14 +168,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Run => {
-            let config = registry::load(&cli.config)?;
+            let config = platforms::load(&cli.config)?;
             let shutdown = CancellationToken::new();
             tokio::spawn(signal_shutdown(shutdown.clone()));
             jetbridge::run(config, Health::default(), shutdown).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Send { room, text, author } => {
-            let config = registry::load(&cli.config)?;
+            let config = platforms::load(&cli.config)?;
             if config.room(&room).is_none() {
                 bail!("unknown room {room:?} ({})", room_names(&config));
             }
@@ -195,7 +195,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             since,
             json,
         } => {
-            let config = registry::load(&cli.config)?;
+            let config = platforms::load(&cli.config)?;
             if let Some(r) = &room
                 && config.room(r).is_none()
             {

@@ -2,7 +2,7 @@
 //! platform implements, what a bridge is handed ([`Inbound`], its channels, its
 //! health slot), the shape of an outbound [`Delivery`] and of its failure, the
 //! supervisor that keeps a bridge running, and the typed [`Platform`]
-//! descriptor with the one [`registry`] of platforms.
+//! descriptor with the one list of platforms (`crate::platforms`).
 //!
 //! A bridge owns its platform connection and its markup; it never touches NATS.
 //! Routing, pacing, retries and acks are the router's.
@@ -12,7 +12,6 @@ mod delivery;
 mod inbound;
 mod media;
 mod platform;
-pub mod registry;
 mod render;
 mod supervise;
 
@@ -36,13 +35,38 @@ pub use supervise::supervise;
 /// Why a bridge's connection ended.
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
-    /// Credentials refused: retrying will not help until the operator fixes them.
-    /// The text says which setting to fix.
-    #[error("{0}")]
-    Auth(String),
+    /// Credentials missing or refused: retrying will not help until the
+    /// operator fixes `setting`.
+    #[error("{why} (check {setting})")]
+    Auth { why: String, setting: String },
     /// The platform could not be reached or the connection broke.
+    #[error("{context}: {source}")]
+    Connection {
+        context: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The connection ended without an error of its own (a client stopped).
     #[error("{0}")]
-    Connection(String),
+    Ended(&'static str),
+}
+
+impl BridgeError {
+    pub fn auth(why: impl Into<String>, setting: impl Into<String>) -> Self {
+        BridgeError::Auth {
+            why: why.into(),
+            setting: setting.into(),
+        }
+    }
+
+    pub fn connection(
+        context: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        BridgeError::Connection {
+            context: context.into(),
+            source: source.into(),
+        }
+    }
 }
 
 /// A bridge's view of its own health.

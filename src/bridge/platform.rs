@@ -14,8 +14,8 @@ use serde_json::{Map, Value};
 
 use super::Bridge;
 use crate::config::{
-    AccountSettings, BridgeConfig, ChannelOptions, CommonBridgeConfig, Config, Direction,
-    PlatformSchema, Problem, ProblemKind, options_as, settings_as,
+    AccountSettings, BridgeConfig, ChannelOptions, CommonBridgeConfig, Config, InvalidChannel,
+    InvalidSetting, PlatformSchema, Problem, ProblemKind, options_as, settings_as,
 };
 
 /// A chat platform, as its folder under `src/bridge/` describes it.
@@ -24,21 +24,19 @@ pub trait Platform: Sized + Send + Sync + 'static {
     const NAME: &'static str;
     /// The platform keeps channel history a restart can catch up from.
     const HAS_HISTORY: bool = false;
-    /// The extra keys of a channel's table form.
-    const CHANNEL_OPTION_KEYS: &'static [&'static str] = &[];
 
     /// An account's keys (besides the shared ones).
     type Settings: AccountSettings + DeserializeOwned;
-    /// A channel's extra keys.
-    type ChannelOptions: ChannelOptions + DeserializeOwned;
+    /// A channel's extra keys (its schema names them for config's hints).
+    type ChannelOptions: ChannelOptions + DeserializeOwned + schemars::JsonSchema;
 
     /// Checks across keys that serde cannot express (a login without a token).
-    fn check(_settings: &Self::Settings) -> Result<(), String> {
+    fn check(_settings: &Self::Settings) -> Result<(), InvalidSetting> {
         Ok(())
     }
 
     /// The canonical form of a channel reference, or why it is not one.
-    fn normalize_channel(channel: &str) -> Result<String, String>;
+    fn normalize_channel(channel: &str) -> Result<String, InvalidChannel>;
 
     /// Build the bridge of an enabled account.
     fn build(account: Account<'_, Self>) -> Result<Arc<dyn Bridge>, BuildError>;
@@ -51,21 +49,32 @@ pub struct Account<'a, P: Platform> {
     pub settings: &'a P::Settings,
     /// Every channel of this account in any room.
     pub channels: Vec<AccountChannel<'a, P>>,
-    pub config: &'a Config,
 }
 
 /// One channel of an account being built.
 pub struct AccountChannel<'a, P: Platform> {
-    pub room: &'a str,
     pub channel: &'a str,
-    pub direction: Direction,
     pub options: &'a P::ChannelOptions,
 }
 
 /// Why a bridge could not be built (before anything connects).
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BuildError(pub String);
+pub enum BuildError {
+    #[error("no platform {0:?} in this build")]
+    UnknownPlatform(String),
+    /// Config parsed the account with another platform (a bug, not a setting).
+    #[error("{account}: settings of another platform")]
+    SettingsMismatch { account: String },
+    #[error("{account}.{setting}")]
+    Setting {
+        account: String,
+        setting: InvalidSetting,
+    },
+    #[error("cannot build an HTTP client: {0}")]
+    HttpClient(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("cannot load the system's root certificates: {0}")]
+    RootCertificates(#[source] std::io::Error),
+}
 
 /// A platform with its types erased: what config reads, and how to build.
 pub trait AnyPlatform: PlatformSchema {
@@ -104,16 +113,27 @@ impl<P: Platform> PlatformSchema for Descriptor<P> {
     ) -> Result<Arc<dyn AccountSettings>, Vec<Problem>> {
         let settings = P::Settings::deserialize(Value::Object(keys))
             .map_err(|e| vec![Problem::new(path, ProblemKind::Invalid, e.to_string())])?;
-        P::check(&settings).map_err(|e| vec![Problem::new(path, ProblemKind::Invalid, e)])?;
+        P::check(&settings).map_err(|e| {
+            vec![Problem::new(
+                format!("{path}.{}", e.key),
+                ProblemKind::Invalid,
+                e.detail,
+            )]
+        })?;
         Ok(Arc::new(settings))
     }
 
-    fn channel(&self, channel: &str) -> Result<String, String> {
+    fn channel(&self, channel: &str) -> Result<String, InvalidChannel> {
         P::normalize_channel(channel)
     }
 
-    fn channel_option_keys(&self) -> &'static [&'static str] {
-        P::CHANNEL_OPTION_KEYS
+    fn channel_option_keys(&self) -> Vec<String> {
+        let schema = schemars::schema_for!(P::ChannelOptions);
+        schema
+            .get("properties")
+            .and_then(|p| p.as_object())
+            .map(|p| p.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     fn channel_options(
@@ -134,14 +154,14 @@ impl<P: Platform> AnyPlatform for Descriptor<P> {
         config: &Config,
     ) -> Result<Arc<dyn Bridge>, BuildError> {
         // Config parsed these with this very platform: the types match.
-        let mismatch = || BuildError(format!("{}: settings of another platform", account.name));
+        let mismatch = || BuildError::SettingsMismatch {
+            account: account.name.clone(),
+        };
         let settings = settings_as::<P::Settings>(&account.settings).ok_or_else(mismatch)?;
         let mut channels = Vec::new();
-        for (room, c) in config.channels_of(&account.name) {
+        for (_, c) in config.channels_of(&account.name) {
             channels.push(AccountChannel {
-                room: &room.name,
                 channel: &c.channel,
-                direction: c.direction,
                 options: options_as::<P::ChannelOptions>(&c.options).ok_or_else(mismatch)?,
             });
         }
@@ -150,7 +170,6 @@ impl<P: Platform> AnyPlatform for Descriptor<P> {
             common: &account.common,
             settings,
             channels,
-            config,
         })
     }
 }

@@ -48,11 +48,11 @@ pub async fn supervise(
                 Ok(()) => {
                     tracing::warn!(retry_in = ?delay, "bridge connection ended, reconnecting")
                 }
-                Err(BridgeError::Auth(msg)) => {
-                    tracing::error!(error = %msg, retry_in = ?delay, "bridge login refused")
+                Err(e @ BridgeError::Auth { .. }) => {
+                    tracing::error!(error = %e, retry_in = ?delay, "bridge login refused")
                 }
-                Err(BridgeError::Connection(msg)) => {
-                    tracing::warn!(error = %msg, retry_in = ?delay, "bridge connection failed")
+                Err(e @ (BridgeError::Connection { .. } | BridgeError::Ended(_))) => {
+                    tracing::warn!(error = %e, retry_in = ?delay, "bridge connection failed")
                 }
             }
             metrics::counter!("jetbridge_reconnects_total", "bridge" => name.clone()).increment(1);

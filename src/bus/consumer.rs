@@ -16,7 +16,7 @@ use async_nats::jetstream::stream;
 use bytes::Bytes;
 use futures::Stream;
 
-use super::{Bus, BusError};
+use super::{Bus, BusError, Source};
 
 /// One message for a bridge's outbound deliveries.
 pub struct Delivered {
@@ -48,10 +48,14 @@ impl AckHandle {
     }
 
     async fn settle(&self, kind: AckKind) -> Result<(), BusError> {
-        self.0.ack_with(kind).await.map_err(|e| BusError::Consumer {
-            consumer: "outbound".into(),
-            detail: format!("ack: {e}"),
-        })
+        self.0
+            .ack_with(kind)
+            .await
+            .map_err(|source| BusError::Consumer {
+                consumer: "outbound".into(),
+                op: "ack",
+                source,
+            })
     }
 }
 
@@ -66,18 +70,20 @@ impl Stream for Outbound {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
-        let err = |detail: String| BusError::Consumer {
+        let err = |op, source| BusError::Consumer {
             consumer: this.name.clone(),
-            detail,
+            op,
+            source,
         };
         match Pin::new(&mut this.inner).poll_next(cx) {
             Poll::Ready(Some(Ok(m))) => {
                 let info = match m.info() {
                     Ok(i) => (i.stream_sequence, i.delivered, i.pending),
                     Err(e) => {
-                        return Poll::Ready(Some(Err(err(format!(
-                            "message without JetStream metadata: {e}"
-                        )))));
+                        return Poll::Ready(Some(Err(err(
+                            "a message without JetStream metadata",
+                            e,
+                        ))));
                     }
                 };
                 let (message, acker) = m.split();
@@ -90,7 +96,7 @@ impl Stream for Outbound {
                     ack: AckHandle(acker),
                 })))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(err(e.to_string())))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(err("read", Box::new(e))))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
         }
@@ -122,9 +128,10 @@ impl Bus {
         take_over: bool,
     ) -> Result<(Outbound, u64), BusError> {
         let name = consumer_name(bridge);
-        let err = |detail: String| BusError::Consumer {
+        let err = |op, source: Source| BusError::Consumer {
             consumer: name.clone(),
-            detail,
+            op,
+            source,
         };
         let stream = self.chat_stream().await?;
         // Only "no such consumer" means there is none: any other failure must
@@ -136,7 +143,7 @@ impl Bus {
             {
                 None
             }
-            Err(e) => return Err(err(format!("cannot read its state: {e}"))),
+            Err(e) => return Err(err("read its state", Box::new(e))),
         };
         let mut verify_until = 0;
         let deliver_policy = match existing {
@@ -151,7 +158,7 @@ impl Bus {
                 stream
                     .delete_consumer(&name)
                     .await
-                    .map_err(|e| err(format!("cannot reset: {e}")))?;
+                    .map_err(|e| err("reset", Box::new(e)))?;
                 consumer::DeliverPolicy::ByStartSequence {
                     start_sequence: start,
                 }
@@ -170,7 +177,7 @@ impl Bus {
             .expires(Duration::from_secs(30))
             .messages()
             .await
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| err("open", Box::new(e)))?;
         Ok((Outbound { inner, name }, verify_until))
     }
 
@@ -205,7 +212,8 @@ impl Bus {
             .await
             .map_err(|e| BusError::Consumer {
                 consumer: name.to_string(),
-                detail: e.to_string(),
+                op: "create",
+                source: Box::new(e),
             })
     }
 }

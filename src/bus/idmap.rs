@@ -75,7 +75,7 @@ impl IdMap {
         format!("{}.=wm", event::channel_token(channel))
     }
 
-    fn error(&self, e: impl std::fmt::Display) -> BusError {
+    fn error(&self, e: impl std::error::Error + Send + Sync + 'static) -> BusError {
         kv_error(&self.bucket, e)
     }
 

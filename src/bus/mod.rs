@@ -34,25 +34,41 @@ pub use stream::{ReadFrom, Stored, StoredReader};
 /// Failures talking to NATS, by operation.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
-    // The cause is part of the message, not a `source`, so that printing the
-    // error chain does not repeat it.
-    #[error("cannot connect to NATS at {url}: {detail}")]
-    Connect { url: String, detail: String },
-    #[error("cannot read the credentials file {path}: {detail}")]
-    Credentials { path: String, detail: String },
+    // As nats.rs does: the message ends with its cause, which is also kept as
+    // the `source` for callers that look deeper.
+    // async-nats repeats its chain at every level of a connect error: the
+    // root cause says it once.
+    #[error("cannot connect to NATS at {url}: {}", root_cause(.source.as_ref()))]
+    Connect { url: String, source: Source },
+    #[error("cannot read the credentials file {path}: {source}")]
+    Credentials {
+        path: String,
+        source: std::io::Error,
+    },
     #[error(
-        "the NATS server at {url} does not answer JetStream requests: start it with JetStream enabled (nats-server -js) ({detail})"
+        "the NATS server at {url} does not answer JetStream requests: start it with JetStream enabled (nats-server -js) ({source})"
     )]
-    NoJetStream { url: String, detail: String },
-    #[error("stream {stream}: {detail}")]
-    Stream { stream: String, detail: String },
-    #[error("consumer {consumer}: {detail}")]
-    Consumer { consumer: String, detail: String },
-    #[error("key-value bucket {bucket}: {detail}")]
-    KeyValue { bucket: String, detail: String },
-    #[error("publish to {subject}: {detail}")]
-    Publish { subject: String, detail: String },
+    NoJetStream { url: String, source: Source },
+    #[error("stream {stream}: {op}: {source}")]
+    Stream {
+        stream: String,
+        op: &'static str,
+        source: Source,
+    },
+    #[error("consumer {consumer}: {op}: {source}")]
+    Consumer {
+        consumer: String,
+        op: &'static str,
+        source: Source,
+    },
+    #[error("key-value bucket {bucket}: {source}")]
+    KeyValue { bucket: String, source: Source },
+    #[error("publish to {subject}: {source}")]
+    Publish { subject: String, source: Source },
 }
+
+/// The cause of a [`BusError`]: async-nats' own error, kept whole.
+pub type Source = Box<dyn std::error::Error + Send + Sync>;
 
 /// A connected bus. Cheap to clone.
 #[derive(Clone)]
@@ -76,14 +92,14 @@ impl Bus {
             .collect::<Result<_, _>>()
             .map_err(|e: std::io::Error| BusError::Connect {
                 url: url.clone(),
-                detail: format!("not a server address: {e}"),
+                source: Box::new(e),
             })?;
         let mut opts = match &cfg.credentials {
             Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
                 .await
                 .map_err(|e| BusError::Credentials {
                     path: path.display().to_string(),
-                    detail: e.to_string(),
+                    source: e,
                 })?,
             None => async_nats::ConnectOptions::new(),
         };
@@ -124,7 +140,7 @@ impl Bus {
         health.set_nats(State::Connecting(String::new()));
         let client = opts.connect(seeds).await.map_err(|e| BusError::Connect {
             url: url.clone(),
-            detail: innermost(&e),
+            source: Box::new(e),
         })?;
         if client.connection_state() == async_nats::connection::State::Connected {
             health.set_nats(State::Connected);
@@ -173,18 +189,20 @@ impl Bus {
     }
 }
 
-/// The root cause of an error: async-nats repeats its chain in every level.
-fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+/// The root cause of an error.
+fn root_cause<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> &'a (dyn std::error::Error + 'static) {
     let mut cur = e;
     while let Some(next) = cur.source() {
         cur = next;
     }
-    cur.to_string()
+    cur
 }
 
-fn kv_error(bucket: &str, e: impl std::fmt::Display) -> BusError {
+fn kv_error(bucket: &str, e: impl std::error::Error + Send + Sync + 'static) -> BusError {
     BusError::KeyValue {
         bucket: bucket.to_string(),
-        detail: e.to_string(),
+        source: Box::new(e),
     }
 }

@@ -15,7 +15,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::Bus;
+use super::{Bus, BusError};
 use crate::backoff::Backoff;
 use crate::event::ChatEvent;
 use crate::status::Health;
@@ -183,7 +183,10 @@ impl Publisher {
                     batch.clear();
                     backoff.reset();
                 }
-                Err((first_failed, err)) => {
+                Err(WindowFailure {
+                    stored_before: first_failed,
+                    error: err,
+                }) => {
                     // Everything before the first failure is stored; retry the rest
                     // in order. A retried message that was in fact stored collapses
                     // in JetStream's dedupe window.
@@ -256,10 +259,27 @@ impl Queue {
     }
 }
 
+/// A window that was stored only in part: everything before `stored_before`
+/// is stored; that one failed with `error`.
+struct WindowFailure {
+    stored_before: usize,
+    error: BusError,
+}
+
+fn window_failure(batch: &VecDeque<Pending>, i: usize, source: super::Source) -> WindowFailure {
+    WindowFailure {
+        stored_before: i,
+        error: BusError::Publish {
+            subject: batch[i].subject.to_string(),
+            source,
+        },
+    }
+}
+
 async fn publish_window(
     js: &jetstream::Context,
     batch: &VecDeque<Pending>,
-) -> Result<(), (usize, String)> {
+) -> Result<(), WindowFailure> {
     let mut acks = Vec::with_capacity(batch.len());
     for (i, p) in batch.iter().enumerate() {
         let publish = jetstream::message::PublishMessage::build()
@@ -270,15 +290,15 @@ async fn publish_window(
             Err(e) => {
                 // Earlier sends may still be acked; wait for them so the index of
                 // the first failure is exact.
-                return match first_failure(acks).await {
+                return match first_failure(batch, acks).await {
                     Some(f) => Err(f),
-                    None => Err((i, e.to_string())),
+                    None => Err(window_failure(batch, i, Box::new(e))),
                 };
             }
         }
     }
     let stored = Instant::now();
-    match first_failure(acks).await {
+    match first_failure(batch, acks).await {
         Some(f) => Err(f),
         None => {
             for p in batch {
@@ -291,14 +311,17 @@ async fn publish_window(
     }
 }
 
-async fn first_failure(acks: Vec<jetstream::context::PublishAckFuture>) -> Option<(usize, String)> {
+async fn first_failure(
+    batch: &VecDeque<Pending>,
+    acks: Vec<jetstream::context::PublishAckFuture>,
+) -> Option<WindowFailure> {
     let mut failed = None;
     for (i, ack) in acks.into_iter().enumerate() {
         let res = ack.await;
         if failed.is_none()
             && let Err(e) = res
         {
-            failed = Some((i, e.to_string()));
+            failed = Some(window_failure(batch, i, Box::new(e)));
         }
     }
     failed

@@ -53,16 +53,18 @@ impl Stream for StoredReader {
                         subject: m.subject.to_string(),
                         payload: m.payload.clone(),
                     }),
-                    Err(e) => Err(BusError::Stream {
+                    Err(source) => Err(BusError::Stream {
                         stream: this.stream.clone(),
-                        detail: format!("message without JetStream metadata: {e}"),
+                        op: "a message without JetStream metadata",
+                        source,
                     }),
                 };
                 Poll::Ready(Some(item))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(BusError::Stream {
                 stream: this.stream.clone(),
-                detail: e.to_string(),
+                op: "read",
+                source: Box::new(e),
             }))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => Poll::Pending,
@@ -71,10 +73,11 @@ impl Stream for StoredReader {
 }
 
 impl Bus {
-    fn stream_error(&self, detail: impl std::fmt::Display) -> BusError {
-        BusError::Stream {
+    fn stream_error(&self, op: &'static str) -> impl Fn(super::Source) -> BusError + '_ {
+        move |source| BusError::Stream {
             stream: self.cfg.stream.clone(),
-            detail: detail.to_string(),
+            op,
+            source,
         }
     }
 
@@ -97,7 +100,7 @@ impl Bus {
         self.js
             .get_stream_no_info(&self.cfg.stream)
             .await
-            .map_err(|e| self.stream_error(e))
+            .map_err(|e| self.stream_error("open")(Box::new(e)))
     }
 
     /// What tells this incarnation of the chat stream from a deleted and
@@ -107,7 +110,7 @@ impl Bus {
             .js
             .get_stream(&self.cfg.stream)
             .await
-            .map_err(|e| self.stream_error(e))?;
+            .map_err(|e| self.stream_error("open")(Box::new(e)))?;
         Ok(stream
             .cached_info()
             .created
@@ -121,7 +124,10 @@ impl Bus {
         let name = want.name.clone();
         match self.js.get_stream(&name).await {
             Ok(mut s) => {
-                let info = s.info().await.map_err(|e| self.stream_error(e))?;
+                let info = s
+                    .info()
+                    .await
+                    .map_err(|e| self.stream_error("read its settings")(Box::new(e)))?;
                 let have = &info.config;
                 let differs = have.subjects != want.subjects
                     || have.max_age != want.max_age
@@ -133,7 +139,7 @@ impl Bus {
                     self.js
                         .update_stream(want)
                         .await
-                        .map_err(|e| self.stream_error(format!("cannot update: {e}")))?;
+                        .map_err(|e| self.stream_error("update")(Box::new(e)))?;
                 }
                 Ok(())
             }
@@ -147,12 +153,12 @@ impl Bus {
                 self.js
                     .create_stream(want)
                     .await
-                    .map_err(|e| self.stream_error(format!("cannot create: {e}")))?;
+                    .map_err(|e| self.stream_error("create")(Box::new(e)))?;
                 Ok(())
             }
             Err(e) => Err(BusError::NoJetStream {
                 url: self.cfg.url.clone(),
-                detail: e.to_string(),
+                source: Box::new(e),
             }),
         }
     }
@@ -178,9 +184,9 @@ impl Bus {
     /// Used where a caller must know the event is stored (CLI `send`, HTTP API).
     pub async fn publish_now(&self, ev: &ChatEvent) -> Result<u64, BusError> {
         let subject = ev.subject();
-        let err = |detail: String| BusError::Publish {
+        let err = |source: super::Source| BusError::Publish {
             subject: subject.clone(),
-            detail,
+            source,
         };
         let ack = self
             .js
@@ -191,9 +197,9 @@ impl Bus {
                     .message_id(&ev.id),
             )
             .await
-            .map_err(|e| err(e.to_string()))?
+            .map_err(|e| err(Box::new(e)))?
             .await
-            .map_err(|e| err(e.to_string()))?;
+            .map_err(|e| err(Box::new(e)))?;
         Ok(ack.sequence)
     }
 
@@ -214,14 +220,17 @@ impl Bus {
             {
                 Ok(None)
             }
-            Err(e) => Err(self.stream_error(e)),
+            Err(e) => Err(self.stream_error("read the last message")(Box::new(e))),
         }
     }
 
     /// The first and last sequence held by the stream.
     pub async fn stream_bounds(&self) -> Result<(u64, u64), BusError> {
         let stream = self.chat_stream().await?;
-        let info = stream.get_info().await.map_err(|e| self.stream_error(e))?;
+        let info = stream
+            .get_info()
+            .await
+            .map_err(|e| self.stream_error("read its state")(Box::new(e)))?;
         Ok((info.state.first_sequence, info.state.last_sequence))
     }
 
@@ -233,11 +242,11 @@ impl Bus {
             .js
             .get_stream(&self.cfg.stream)
             .await
-            .map_err(|e| self.stream_error(e))?;
+            .map_err(|e| self.stream_error("open")(Box::new(e)))?;
         let state = stream
             .info()
             .await
-            .map_err(|e| self.stream_error(e))?
+            .map_err(|e| self.stream_error("read its state")(Box::new(e)))?
             .state
             .clone();
         if state.messages == 0 || n == 0 {
@@ -269,9 +278,10 @@ impl Bus {
         filter: &str,
         start: u64,
     ) -> Result<u64, BusError> {
-        let probe_error = |e: &dyn std::fmt::Display| BusError::Consumer {
+        let probe_error = |op, source| BusError::Consumer {
             consumer: "probe".into(),
-            detail: e.to_string(),
+            op,
+            source,
         };
         let mut c = stream
             .create_consumer(consumer::pull::Config {
@@ -285,8 +295,11 @@ impl Bus {
                 ..Default::default()
             })
             .await
-            .map_err(|e| probe_error(&e))?;
-        let info = c.info().await.map_err(|e| probe_error(&e))?;
+            .map_err(|e| probe_error("create", Box::new(e)))?;
+        let info = c
+            .info()
+            .await
+            .map_err(|e| probe_error("read its state", Box::new(e)))?;
         let pending = info.num_pending;
         let name = info.name.clone();
         // Best effort: the inactivity threshold removes it anyway.
@@ -316,8 +329,11 @@ impl Bus {
                 ..Default::default()
             })
             .await
-            .map_err(|e| self.stream_error(e))?;
-        let inner = c.messages().await.map_err(|e| self.stream_error(e))?;
+            .map_err(|e| self.stream_error("create a reader")(Box::new(e)))?;
+        let inner = c
+            .messages()
+            .await
+            .map_err(|e| self.stream_error("read")(Box::new(e)))?;
         Ok(StoredReader {
             inner,
             stream: self.cfg.stream.clone(),

@@ -23,7 +23,8 @@ use regex::Regex;
 use serde::Deserialize;
 
 pub use schema::{
-    AccountSettings, ChannelOptions, NoOptions, PlatformSchema, options_as, settings_as,
+    AccountSettings, ChannelOptions, InvalidChannel, InvalidSetting, NoOptions, PlatformSchema,
+    options_as, settings_as,
 };
 pub use secret::{Secret, duration};
 

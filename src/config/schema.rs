@@ -25,7 +25,7 @@ pub trait AccountSettings: Any + fmt::Debug + Send + Sync {
 pub trait ChannelOptions: Any + fmt::Debug + Send + Sync {}
 
 /// No options: the table form takes only the shared keys.
-#[derive(Debug, Default, Clone, Copy, serde::Deserialize)]
+#[derive(Debug, Default, Clone, Copy, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoOptions {}
 
@@ -49,10 +49,10 @@ pub trait PlatformSchema: Sync {
     ) -> Result<Arc<dyn AccountSettings>, Vec<Problem>>;
 
     /// The canonical form of a channel reference, or why it is not one.
-    fn channel(&self, channel: &str) -> Result<String, String>;
+    fn channel(&self, channel: &str) -> Result<String, InvalidChannel>;
 
     /// The extra keys a channel of this platform accepts in the table form.
-    fn channel_option_keys(&self) -> &'static [&'static str];
+    fn channel_option_keys(&self) -> Vec<String>;
 
     /// Parse a channel's extra keys (the table form less the shared keys; only
     /// keys of [`channel_option_keys`](Self::channel_option_keys)).
@@ -73,4 +73,34 @@ pub fn settings_as<T: AccountSettings>(s: &Arc<dyn AccountSettings>) -> Option<&
 pub fn options_as<T: ChannelOptions>(o: &Arc<dyn ChannelOptions>) -> Option<&T> {
     let any: &dyn Any = o.as_ref();
     any.downcast_ref::<T>()
+}
+
+/// A platform key whose value cannot work, found by the platform's own checks
+/// (what serde cannot express: a login without a token).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {detail}")]
+pub struct InvalidSetting {
+    /// The key under the account's section (`token`, `emote_api.bttv`).
+    pub key: String,
+    /// What is wrong and what is expected.
+    pub detail: String,
+}
+
+impl InvalidSetting {
+    pub fn new(key: impl Into<String>, detail: impl Into<String>) -> Self {
+        InvalidSetting {
+            key: key.into(),
+            detail: detail.into(),
+        }
+    }
+}
+
+/// A channel reference that names no channel of its platform.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{channel:?} is not a {platform} channel (expected {expected})")]
+pub struct InvalidChannel {
+    pub channel: String,
+    pub platform: &'static str,
+    /// What a channel of the platform looks like.
+    pub expected: &'static str,
 }

@@ -77,10 +77,19 @@ pub mod duration {
         }
     }
 
+    /// A value that is not a duration.
+    #[derive(Debug, thiserror::Error)]
+    #[error("invalid duration {value:?}: {source} (expected e.g. \"500ms\", \"2m\", \"7d\")")]
+    pub struct InvalidDuration {
+        pub value: String,
+        pub source: humantime::DurationError,
+    }
+
     /// `s` as a duration, or an error saying what a duration looks like.
-    pub fn parse(s: &str) -> Result<Duration, String> {
-        humantime::parse_duration(s).map_err(|e| {
-            format!("invalid duration {s:?}: {e} (expected e.g. \"500ms\", \"2m\", \"7d\")")
+    pub fn parse(s: &str) -> Result<Duration, InvalidDuration> {
+        humantime::parse_duration(s).map_err(|source| InvalidDuration {
+            value: s.to_string(),
+            source,
         })
     }
 }

@@ -320,7 +320,7 @@ impl<'p> Validator<'p> {
     fn hold(&mut self, path: &str, v: Option<Value>) -> Option<std::time::Duration> {
         let v = v?;
         let parsed = match &v {
-            Value::String(s) => super::secret::duration::parse(s),
+            Value::String(s) => super::secret::duration::parse(s).map_err(|e| e.to_string()),
             _ => Err("expected a duration such as \"3s\"".to_string()),
         };
         match parsed {
@@ -539,7 +539,7 @@ impl<'p> Validator<'p> {
         let channel = match platform.channel(&channel) {
             Ok(c) => c,
             Err(e) => {
-                self.problem(path, ProblemKind::Invalid, e);
+                self.problem(path, ProblemKind::Invalid, e.to_string());
                 return None;
             }
         };
@@ -572,8 +572,12 @@ impl<'p> Validator<'p> {
     ) -> Option<Arc<dyn ChannelOptions>> {
         let own = platform.channel_option_keys();
         let mut unknown = false;
-        for key in options.keys().filter(|k| !own.contains(&k.as_str())) {
-            let known: Vec<&str> = CHANNEL_KEYS.iter().chain(own).copied().collect();
+        for key in options.keys().filter(|k| !own.contains(k)) {
+            let known: Vec<&str> = CHANNEL_KEYS
+                .iter()
+                .copied()
+                .chain(own.iter().map(String::as_str))
+                .collect();
             self.problem(
                 &format!("{path}.{key}"),
                 ProblemKind::Unknown,

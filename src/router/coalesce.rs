@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use super::worker::{Item, withdrawn};
+use super::item::{Item, withdrawn};
 use crate::bridge::{Bridge, Combined, Posted, default_render};
 use crate::event::{ChatEvent, EventKind};
 use crate::render;

@@ -16,10 +16,11 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::item::Item;
 use super::ledger::Ledger;
 use super::recent::Recent;
 use super::tracker::{Inflight, Tracker};
-use super::worker::{Item, Worker};
+use super::worker::Worker;
 use super::{Backbone, Lease, Records, Routes};
 use crate::backoff::Backoff;
 use crate::bridge::Bridge;

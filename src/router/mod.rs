@@ -17,6 +17,7 @@
 
 mod backbone;
 mod coalesce;
+mod item;
 mod leader;
 mod ledger;
 mod recent;

@@ -14,43 +14,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::Records;
 use super::coalesce::{self, MemberChange};
+use super::item::{Item, withdrawn};
 use super::ledger::Ledger;
 use super::recent::Recent;
-use super::tracker::{Inflight, Tracker};
+use super::tracker::Inflight;
 use crate::backoff::Backoff;
 use crate::bridge::{Action, Bridge, DeliverError, Delivery, Posted};
 use crate::bus::MarkScope;
 use crate::event::{ChatEvent, EventKind};
 use crate::ratelimit::Limiter;
-
-/// A unit of work for one channel worker.
-pub struct Item {
-    pub event: Arc<ChatEvent>,
-    pub tracker: Arc<Tracker>,
-    /// JetStream delivered it before: check the records before posting.
-    pub redelivered: bool,
-    pub received: Instant,
-    /// Not to be relayed before this (a room's moderation hold).
-    pub due: Option<Instant>,
-}
-
-impl Item {
-    /// Since when it could be relayed (a backlog is measured from this).
-    pub fn ready_since(&self) -> Instant {
-        self.due.map_or(self.received, |d| d.max(self.received))
-    }
-
-    pub fn is_due(&self, now: Instant) -> bool {
-        self.due.is_none_or(|d| d <= now)
-    }
-}
-
-/// Whether a delete of `id` is waiting in `queue`: held back, it is never posted.
-pub fn withdrawn(queue: &VecDeque<Item>, id: &str) -> bool {
-    queue
-        .iter()
-        .any(|i| i.event.kind == EventKind::Delete && i.event.target.as_deref() == Some(id))
-}
 
 pub struct Worker {
     pub bridge: Arc<dyn Bridge>,

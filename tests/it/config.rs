@@ -2,8 +2,8 @@
 //! reported at once, env overrides apply, and secrets never reach the output.
 
 use crate::support::run_cli;
-use jetbridge::bridge::registry as config;
 use jetbridge::config::Direction;
+use jetbridge::platforms as config;
 
 fn problems(toml: &str) -> Vec<String> {
     match config::from_toml_str(toml) {
@@ -192,7 +192,7 @@ topic = "x""##,
         ("[twitter]", "twitter: unknown section"),
         (
             "[twitch]\nlogin = \"bot\"",
-            "twitch: login is set but token is empty",
+            "twitch.token: login is set but token is empty",
         ),
         ("[twitch]\nserver = \"nohost\"", "is not host:port"),
         ("[twitch]\nfavourite = 1", "unknown field `favourite`"),
@@ -215,7 +215,7 @@ topic = "x""##,
         ),
         (
             "[twitch]\nemote_api = { 7tv = \"7tv.io/v3\" }",
-            "twitch: emote_api.7tv \"7tv.io/v3\" is not an http(s) URL",
+            "twitch.emote_api.7tv: \"7tv.io/v3\" is not an http(s) URL",
         ),
         (
             "[[rooms]]\nname = \"a\"\nhold = \"11m\"",
@@ -240,7 +240,7 @@ enabled = false
 [[rooms]]
 name = "a"
 channels = ["discord:general"]"##,
-            "is not a Discord channel id",
+            "is not a Discord channel (expected a channel id of digits",
         ),
         (
             r##"[[rooms]]

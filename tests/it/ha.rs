@@ -1,5 +1,5 @@
 //! Several instances, crashes and NATS outages, through real processes: what
-//! DESIGN.md §4 promises about delivery, tested by killing things.
+//! docs/events.md §5 promises about delivery, tested by killing things.
 
 use crate::support;
 use std::collections::HashSet;
@@ -296,7 +296,7 @@ async fn sigterm_while_nats_is_down_stops_within_the_drain_and_counts_what_was_n
     let status = jb.terminate().await;
     let took = asked.elapsed();
     assert!(status.success(), "{status:?}\n{}", jb.logs());
-    // DESIGN §4: a stop drains for at most 10 s, whatever NATS is doing.
+    // docs/events.md §5.1: a stop drains for at most 10 s, whatever NATS is doing.
     assert!(took < Duration::from_secs(10), "stopped after {took:?}");
     let logs = jb.logs();
     let line = logs

@@ -9,7 +9,8 @@
 
 use std::sync::Arc;
 
-use jetbridge::bridge::{Bridge, registry};
+use jetbridge::bridge::Bridge;
+use jetbridge::platforms as registry;
 
 use jetbridge::event::{self, Author, ChatEvent};
 use jetbridge::render;
@@ -173,11 +174,17 @@ proptest! {
             "@{extra}badge-info=;badges=;color=#FF0000;display-name={display};emotes=;id=abc-123;room-id=1;tmi-sent-ts=1700000000000;user-id=42 :{l}!{l}@{l}.tmi.twitch.tv PRIVMSG #{channel} :{text}",
             l = display.to_lowercase()
         );
-        let Ok(irc) = twitch_irc::message::IRCMessage::parse(&line) else { return Ok(()) };
-        let Ok(twitch_irc::message::ServerMessage::Privmsg(m)) = twitch_irc::message::ServerMessage::try_from(irc) else {
-            return Ok(());
+        // A line that does not parse is rejected, not passed: proptest fails
+        // the test when too many are, so a generator that stopped making
+        // valid lines cannot go unnoticed.
+        let irc = twitch_irc::message::IRCMessage::parse(&line);
+        prop_assume!(irc.is_ok(), "not an IRC line: {:?}", line);
+        let parsed = twitch_irc::message::ServerMessage::try_from(irc.unwrap());
+        let Ok(twitch_irc::message::ServerMessage::Privmsg(m)) = parsed else {
+            prop_assume!(false, "not a PRIVMSG: {:?}", line);
+            unreachable!()
         };
-        let mut ev = jetbridge::bridge::registry::twitch::privmsg_to_event("twitch", &m);
+        let mut ev = jetbridge::platforms::twitch::privmsg_to_event("twitch", &m);
         ev.room = "lobby".into();
         let json = ev.to_json();
         prop_assert!(std::str::from_utf8(&json).is_ok());

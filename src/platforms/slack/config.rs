@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::config::{AccountSettings, Secret};
+use crate::config::{AccountSettings, InvalidChannel, InvalidSetting, Secret};
 
 /// The keys of a Slack account.
 #[derive(Debug, Clone, Deserialize)]
@@ -33,16 +33,19 @@ impl Default for SlackConfig {
 impl AccountSettings for SlackConfig {}
 
 impl SlackConfig {
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), InvalidSetting> {
         if !(self.api_url.starts_with("https://") || self.api_url.starts_with("http://")) {
-            return Err(format!("api_url {:?} is not an http(s) URL", self.api_url));
+            return Err(InvalidSetting::new(
+                "api_url",
+                format!("{:?} is not an http(s) URL", self.api_url),
+            ));
         }
         Ok(())
     }
 }
 
 /// Slack channel ids: upper-case letters and digits (`C0123456`).
-pub fn normalize_channel(channel: &str) -> Result<String, String> {
+pub fn normalize_channel(channel: &str) -> Result<String, InvalidChannel> {
     let ok = channel.len() >= 2
         && channel
             .chars()
@@ -50,8 +53,10 @@ pub fn normalize_channel(channel: &str) -> Result<String, String> {
     if ok {
         Ok(channel.to_string())
     } else {
-        Err(format!(
-            "{channel:?} is not a Slack channel id (e.g. \"C0123456\"; use the id, not the name)"
-        ))
+        Err(InvalidChannel {
+            channel: channel.to_string(),
+            platform: "Slack",
+            expected: "a channel id such as \"C0123456\"; use the id, not the name",
+        })
     }
 }

@@ -130,10 +130,13 @@ impl Reader {
                         || text.contains("improperly formatted auth")
                         || text.contains("invalid nick"))
                 {
-                    return Err(BridgeError::Auth(format!(
-                        "Twitch refused the login of {:?}: {} (check {}.token: a chat OAuth token for that login)",
-                        self.own_login, n.message_text, self.bridge
-                    )));
+                    return Err(BridgeError::auth(
+                        format!(
+                            "Twitch refused the login of {:?}: {}",
+                            self.own_login, n.message_text
+                        ),
+                        format!("{}.token: a chat OAuth token for that login", self.bridge),
+                    ));
                 }
                 tracing::info!(channel = ?n.channel_login, notice = %n.message_text, "twitch notice");
             }

@@ -9,7 +9,40 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::config::{EmoteApi, EmoteProvider};
-use super::emotes::{Image, Scope, Set};
+
+/// Whose emotes: everyone's, or one channel's (its room id).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Scope {
+    Global,
+    Room(String),
+}
+
+/// One emote's image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub url: String,
+    pub zero_width: bool,
+}
+
+/// Emote name → image.
+pub type Set = HashMap<String, Image>;
+
+/// Why a provider's emotes could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("GET {url}: {source}")]
+    Request { url: String, source: reqwest::Error },
+    #[error("GET {url}: HTTP {status}")]
+    Status {
+        url: String,
+        status: reqwest::StatusCode,
+    },
+    #[error("GET {url}: unexpected answer: {source}")]
+    Answer {
+        url: String,
+        source: serde_json::Error,
+    },
+}
 
 /// BTTV's global emotes drawn over the emote before them.
 const BTTV_ZERO_WIDTH: [&str; 8] = [
@@ -44,7 +77,7 @@ pub async fn fetch(
     api: &EmoteApi,
     provider: EmoteProvider,
     scope: &Scope,
-) -> Result<Set, String> {
+) -> Result<Set, FetchError> {
     let base = api.base(provider);
     let url = match (provider, scope) {
         (EmoteProvider::Bttv, Scope::Global) => format!("{base}/cached/emotes/global"),
@@ -58,24 +91,27 @@ pub async fn fetch(
         .get(&url)
         .send()
         .await
-        .map_err(|e| format!("GET {url}: {}", e.without_url()))?;
+        .map_err(|e| FetchError::Request {
+            url: url.clone(),
+            source: e.without_url(),
+        })?;
     let status = resp.status();
     if status == reqwest::StatusCode::NOT_FOUND && matches!(scope, Scope::Room(_)) {
         return Ok(Set::new());
     }
     if !status.is_success() {
-        return Err(format!("GET {url}: HTTP {status}"));
+        return Err(FetchError::Status { url, status });
     }
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| format!("GET {url}: {}", e.without_url()))?;
+    let body = resp.bytes().await.map_err(|e| FetchError::Request {
+        url: url.clone(),
+        source: e.without_url(),
+    })?;
     let parsed = match provider {
         EmoteProvider::Bttv => bttv(&body, scope),
         EmoteProvider::Ffz => ffz(&body, scope),
         EmoteProvider::SevenTv => seven_tv(&body, scope),
     };
-    parsed.map_err(|e| format!("GET {url}: unexpected answer: {e}"))
+    parsed.map_err(|source| FetchError::Answer { url, source })
 }
 
 /// An image URL as a provider gives it (`//cdn…` is https), if it is one.

@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use crate::config::{AccountSettings, Secret};
+use crate::config::{AccountSettings, InvalidChannel, InvalidSetting, Secret};
 
 /// The keys of a Twitch account.
 #[derive(Debug, Clone, Deserialize)]
@@ -102,17 +102,20 @@ impl AccountSettings for TwitchConfig {
 
 impl TwitchConfig {
     /// What serde cannot check: a login needs a token, the server an address.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), InvalidSetting> {
         if !self.login.is_empty() && self.token.is_empty() {
-            return Err(
-                "login is set but token is empty (set token, e.g. via JETBRIDGE_TWITCH__TOKEN)"
-                    .into(),
-            );
+            return Err(InvalidSetting::new(
+                "token",
+                "login is set but token is empty (set token, e.g. via JETBRIDGE_TWITCH__TOKEN)",
+            ));
         }
         if self.endpoint().is_none() {
-            return Err(format!(
-                "server {:?} is not host:port (e.g. \"irc.chat.twitch.tv:6697\")",
-                self.server
+            return Err(InvalidSetting::new(
+                "server",
+                format!(
+                    "{:?} is not host:port (e.g. \"irc.chat.twitch.tv:6697\")",
+                    self.server
+                ),
             ));
         }
         for provider in [
@@ -124,9 +127,9 @@ impl TwitchConfig {
             let ok = url::Url::parse(base)
                 .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
             if !ok {
-                return Err(format!(
-                    "emote_api.{} {base:?} is not an http(s) URL",
-                    provider.name()
+                return Err(InvalidSetting::new(
+                    format!("emote_api.{}", provider.name()),
+                    format!("{base:?} is not an http(s) URL"),
                 ));
             }
         }
@@ -159,7 +162,7 @@ pub struct Endpoint {
 }
 
 /// `#Streamer` / `streamer` → `#streamer`; logins are 1–25 of `[a-z0-9_]`.
-pub fn normalize_channel(channel: &str) -> Result<String, String> {
+pub fn normalize_channel(channel: &str) -> Result<String, InvalidChannel> {
     let login = channel.strip_prefix('#').unwrap_or(channel).to_lowercase();
     let ok = !login.is_empty()
         && login.len() <= 25
@@ -167,9 +170,11 @@ pub fn normalize_channel(channel: &str) -> Result<String, String> {
     if ok {
         Ok(format!("#{login}"))
     } else {
-        Err(format!(
-            "{channel:?} is not a Twitch channel (expected \"#login\", 1-25 of a-z 0-9 _)"
-        ))
+        Err(InvalidChannel {
+            channel: channel.to_string(),
+            platform: "Twitch",
+            expected: "\"#login\", 1-25 of a-z 0-9 _",
+        })
     }
 }
 
@@ -206,6 +211,6 @@ mod tests {
         assert!(c.check().is_ok());
         c.emote_api.seven_tv = "7tv.io".into();
         let err = c.check().unwrap_err();
-        assert!(err.contains("emote_api.7tv"), "{err}");
+        assert_eq!(err.key, "emote_api.7tv", "{err}");
     }
 }

@@ -27,7 +27,7 @@ use crate::bridge::{
     Account, Action, Bridge, BridgeContext, BridgeError, BuildError, DeliverFailure, Delivery,
     Media, MediaError, OutboundSpec, Platform, Posted,
 };
-use crate::config::{CommonBridgeConfig, NoOptions};
+use crate::config::{CommonBridgeConfig, InvalidChannel, InvalidSetting, NoOptions};
 use crate::event::ChatEvent;
 use crate::ratelimit::Rate;
 use crate::render;
@@ -44,11 +44,11 @@ impl Platform for Slack {
     type Settings = SlackConfig;
     type ChannelOptions = NoOptions;
 
-    fn check(settings: &SlackConfig) -> Result<(), String> {
+    fn check(settings: &SlackConfig) -> Result<(), InvalidSetting> {
         settings.check()
     }
 
-    fn normalize_channel(channel: &str) -> Result<String, String> {
+    fn normalize_channel(channel: &str) -> Result<String, InvalidChannel> {
         config::normalize_channel(channel)
     }
 
@@ -62,7 +62,7 @@ impl Platform for Slack {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(60))
             .build()
-            .map_err(|e| BuildError(format!("cannot build an HTTP client: {e}")))?;
+            .map_err(|e| BuildError::HttpClient(Box::new(e)))?;
         Ok(Arc::new(SlackBridge(Arc::new(Shared {
             name: account.name.to_string(),
             common: account.common.clone(),
@@ -146,30 +146,34 @@ impl Bridge for SlackBridge {
             ("app_token", &b.cfg.app_token),
         ] {
             if token.is_empty() {
-                return Err(BridgeError::Auth(format!(
-                    "{}.{key} is empty (set JETBRIDGE_{}__{})",
-                    b.name,
-                    b.name.to_uppercase(),
-                    key.to_uppercase()
-                )));
+                return Err(BridgeError::auth(
+                    format!("{}.{key} is empty", b.name),
+                    format!(
+                        "JETBRIDGE_{}__{}",
+                        b.name.to_uppercase(),
+                        key.to_uppercase()
+                    ),
+                ));
             }
         }
         let session = b.client.open_session(&b.bot_token);
         let me = match session.auth_test().await {
             Ok(r) => r,
             Err(SlackClientError::ApiError(a)) if api::is_token_error(&a.code) => {
-                return Err(BridgeError::Auth(format!(
-                    "Slack refused the bot token: {} (check {}.bot_token / JETBRIDGE_{}__BOT_TOKEN)",
-                    a.code,
-                    b.name,
-                    b.name.to_uppercase()
-                )));
+                return Err(BridgeError::auth(
+                    format!("Slack refused the bot token: {}", a.code),
+                    format!(
+                        "{}.bot_token / JETBRIDGE_{}__BOT_TOKEN",
+                        b.name,
+                        b.name.to_uppercase()
+                    ),
+                ));
             }
             Err(e) => {
-                return Err(BridgeError::Connection(format!(
-                    "cannot reach the Slack API at {}: {e}",
-                    b.cfg.api_url
-                )));
+                return Err(BridgeError::connection(
+                    format!("cannot reach the Slack API at {}", b.cfg.api_url),
+                    e,
+                ));
             }
         };
         *b.me.write().await = Some((me.user_id.to_string(), me.bot_id.map(|x| x.to_string())));

@@ -23,7 +23,7 @@ use crate::bridge::{
     Account, Action, Bridge, BridgeContext, BridgeError, BuildError, DeliverFailure, Delivery,
     Media, MediaError, OutboundSpec, Platform, Posted,
 };
-use crate::config::CommonBridgeConfig;
+use crate::config::{CommonBridgeConfig, InvalidChannel, InvalidSetting};
 use crate::event::ChatEvent;
 use crate::ratelimit::Rate;
 use crate::render;
@@ -40,15 +40,14 @@ pub struct Discord;
 impl Platform for Discord {
     const NAME: &'static str = "discord";
     const HAS_HISTORY: bool = true;
-    const CHANNEL_OPTION_KEYS: &'static [&'static str] = &["webhook_url"];
     type Settings = DiscordConfig;
     type ChannelOptions = DiscordChannel;
 
-    fn check(settings: &DiscordConfig) -> Result<(), String> {
+    fn check(settings: &DiscordConfig) -> Result<(), InvalidSetting> {
         settings.check()
     }
 
-    fn normalize_channel(channel: &str) -> Result<String, String> {
+    fn normalize_channel(channel: &str) -> Result<String, InvalidChannel> {
         config::normalize_channel(channel)
     }
 
@@ -63,7 +62,7 @@ impl Platform for Discord {
         }
         let cfg = account.settings.clone();
         let rest = Rest::new(account.name, &cfg.api_url, cfg.token.clone())
-            .map_err(|e| BuildError(format!("cannot build an HTTP client: {e}")))?;
+            .map_err(|e| BuildError::HttpClient(Box::new(e)))?;
         Ok(Arc::new(DiscordBridge(Arc::new(Shared {
             name: account.name.to_string(),
             common: account.common.clone(),
@@ -228,11 +227,10 @@ impl Bridge for DiscordBridge {
         let shared = &self.0;
         let token = shared.cfg.token.expose().to_string();
         if token.is_empty() {
-            return Err(BridgeError::Auth(format!(
-                "{}.token is empty (set JETBRIDGE_{}__TOKEN)",
-                shared.name,
-                shared.name.to_uppercase()
-            )));
+            return Err(BridgeError::auth(
+                format!("{}.token is empty", shared.name),
+                format!("JETBRIDGE_{}__TOKEN", shared.name.to_uppercase()),
+            ));
         }
         // Ask who we are first: a refused token is then one clear error, not a
         // gateway retry loop.
@@ -242,15 +240,12 @@ impl Bridge for DiscordBridge {
             .await
         {
             return Err(if e.is_unauthorized() {
-                BridgeError::Auth(format!(
-                    "Discord refused the bot token ({})",
-                    shared.rest.token_hint()
-                ))
+                BridgeError::auth("Discord refused the bot token", shared.rest.token_hint())
             } else {
-                BridgeError::Connection(format!(
-                    "cannot reach the Discord API at {}: {e}",
-                    shared.cfg.api_url
-                ))
+                BridgeError::connection(
+                    format!("cannot reach the Discord API at {}", shared.cfg.api_url),
+                    e,
+                )
             });
         }
         let mut gateway =
@@ -265,12 +260,12 @@ impl Bridge for DiscordBridge {
                     return match ended {
                         Ok(Ok(())) => Ok(()),
                         Ok(Err(e)) => Err(gateway::classify(&shared.name, e)),
-                        Err(_) => Err(BridgeError::Connection("the discord thread ended".into())),
+                        Err(_) => Err(BridgeError::Ended("the discord thread ended")),
                     };
                 }
                 ev = gateway.events.recv() => {
                     let Some(ev) = ev else {
-                        return Err(BridgeError::Connection("the discord gateway stopped".into()));
+                        return Err(BridgeError::Ended("the discord gateway stopped"));
                     };
                     self.on_gateway(ev, &ctx).await;
                 }
@@ -286,7 +281,7 @@ impl Bridge for DiscordBridge {
                                 tracing::warn!(state = %why, "discord gateway session lost");
                             }
                             live = false;
-                            ctx.status.connecting(why);
+                            ctx.status.connecting(why.to_string());
                         }
                     }
                 }

@@ -113,11 +113,13 @@ async fn open(shared: &Shared) -> Result<Socket, Opening> {
         Ok(r) => r.url.0,
         Err(SlackClientError::ApiError(a)) if is_token_error(&a.code) => {
             let name = &shared.name;
-            return Err(Opening::Refused(BridgeError::Auth(format!(
-                "Slack refused the app token: {} (check {name}.app_token / JETBRIDGE_{}__APP_TOKEN, an xapp- token with connections:write)",
-                a.code,
-                name.to_uppercase()
-            ))));
+            return Err(Opening::Refused(BridgeError::auth(
+                format!("Slack refused the app token: {}", a.code),
+                format!(
+                    "{name}.app_token / JETBRIDGE_{}__APP_TOKEN, an xapp- token with connections:write",
+                    name.to_uppercase()
+                ),
+            )));
         }
         Err(e) => {
             return Err(Opening::Failed(Ended::Lost(format!(

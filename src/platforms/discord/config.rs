@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Deserializer};
 
-use crate::config::{AccountSettings, ChannelOptions, Secret};
+use crate::config::{AccountSettings, ChannelOptions, InvalidChannel, InvalidSetting, Secret};
 
 /// The keys of a Discord account.
 #[derive(Debug, Clone, Deserialize)]
@@ -33,21 +33,25 @@ impl Default for DiscordConfig {
 impl AccountSettings for DiscordConfig {}
 
 impl DiscordConfig {
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), InvalidSetting> {
         if !(self.api_url.starts_with("https://") || self.api_url.starts_with("http://")) {
-            return Err(format!("api_url {:?} is not an http(s) URL", self.api_url));
+            return Err(InvalidSetting::new(
+                "api_url",
+                format!("{:?} is not an http(s) URL", self.api_url),
+            ));
         }
         Ok(())
     }
 }
 
 /// The extra keys of a Discord channel in a room's table form.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DiscordChannel {
     /// Post through this webhook (`…/api/webhooks/ID/TOKEN`) instead of one the
     /// bot creates.
     #[serde(deserialize_with = "webhook_url")]
+    #[schemars(with = "Option<String>")]
     pub webhook_url: Option<Webhook>,
 }
 
@@ -85,15 +89,17 @@ pub fn parse_webhook_url(url: &str) -> Option<Webhook> {
 }
 
 /// Discord channels are snowflakes: digits only.
-pub fn normalize_channel(channel: &str) -> Result<String, String> {
+pub fn normalize_channel(channel: &str) -> Result<String, InvalidChannel> {
     let ok =
         !channel.is_empty() && channel.len() <= 20 && channel.chars().all(|c| c.is_ascii_digit());
     if ok {
         Ok(channel.to_string())
     } else {
-        Err(format!(
-            "{channel:?} is not a Discord channel id (digits, e.g. \"123456789012345678\")"
-        ))
+        Err(InvalidChannel {
+            channel: channel.to_string(),
+            platform: "Discord",
+            expected: "a channel id of digits, e.g. \"123456789012345678\"",
+        })
     }
 }
 

@@ -26,7 +26,7 @@ use crate::bridge::{
     Account, Action, Bridge, BridgeContext, BridgeError, BuildError, DeliverError, DeliverFailure,
     Delivery, OutboundSpec, Platform, Posted, post_parts,
 };
-use crate::config::{CommonBridgeConfig, NoOptions};
+use crate::config::{CommonBridgeConfig, InvalidChannel, InvalidSetting, NoOptions};
 use crate::ratelimit::Rate;
 use crate::render;
 
@@ -41,11 +41,11 @@ impl Platform for Twitch {
     type Settings = TwitchConfig;
     type ChannelOptions = NoOptions;
 
-    fn check(settings: &TwitchConfig) -> Result<(), String> {
+    fn check(settings: &TwitchConfig) -> Result<(), InvalidSetting> {
         settings.check()
     }
 
-    fn normalize_channel(channel: &str) -> Result<String, String> {
+    fn normalize_channel(channel: &str) -> Result<String, InvalidChannel> {
         config::normalize_channel(channel)
     }
 
@@ -53,7 +53,10 @@ impl Platform for Twitch {
         let endpoint = account
             .settings
             .endpoint()
-            .ok_or_else(|| BuildError(format!("{}.server is not host:port", account.name)))?;
+            .ok_or_else(|| BuildError::Setting {
+                account: account.name.to_string(),
+                setting: InvalidSetting::new("server", "not host:port"),
+            })?;
         Ok(Arc::new(TwitchBridge {
             name: account.name.to_string(),
             common: account.common.clone(),
@@ -159,7 +162,7 @@ impl Bridge for TwitchBridge {
             self.client_config(),
         )
         .await
-        .map_err(|e| BridgeError::Connection(format!("cannot start the twitch client: {e}")))?;
+        .map_err(|e| BridgeError::connection("cannot start the twitch client", e))?;
         let connection::Running {
             client,
             mut incoming,
@@ -172,7 +175,7 @@ impl Bridge for TwitchBridge {
             .collect();
         client
             .set_wanted_channels(wanted.clone())
-            .map_err(|e| BridgeError::Connection(format!("invalid channel: {e}")))?;
+            .map_err(|e| BridgeError::connection("invalid channel", e))?;
         *self.link.write().await = Some(Link {
             client: client.clone(),
             gate: gate.clone(),
@@ -203,7 +206,7 @@ impl Bridge for TwitchBridge {
                 _ = ctx.shutdown.cancelled() => return Ok(()),
                 msg = incoming.recv() => {
                     let Some(msg) = msg else {
-                        return Err(BridgeError::Connection("twitch client stopped".into()));
+                        return Err(BridgeError::Ended("twitch client stopped"));
                     };
                     self.answer(&msg);
                     reader.handle(msg, &ctx.inbound).await?;

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::config::{EmoteApi, EmoteProvider};
-use super::providers;
+use super::providers::{self, Scope, Set};
 use crate::event::Emote;
 
 /// How often a fetched set is fetched again.
@@ -25,23 +25,6 @@ const REFRESH: Duration = Duration::from_secs(30 * 60);
 const RETRY: Duration = Duration::from_secs(2 * 60);
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Whose emotes: everyone's, or one channel's (its room id).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Scope {
-    Global,
-    Room(String),
-}
-
-/// One emote's image.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Image {
-    pub url: String,
-    pub zero_width: bool,
-}
-
-/// Emote name → image.
-pub type Set = HashMap<String, Image>;
 
 type Key = (Scope, EmoteProvider);
 
@@ -263,6 +246,7 @@ impl Fetcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platforms::twitch::providers::Image;
 
     fn image(url: &str, zero_width: bool) -> Image {
         Image {

@@ -1,18 +1,15 @@
 //! The platforms of this build: the one list, and the only place outside a
 //! platform's own folder that names them. Adding a platform is its folder
-//! (`src/bridge/<name>/`), its module line and its line in [`PLATFORMS`].
+//! (`src/platforms/<name>/`), its module line and its line in [`PLATFORMS`].
 
-#[path = "discord/mod.rs"]
 pub mod discord;
-#[path = "slack/mod.rs"]
 pub mod slack;
-#[path = "twitch/mod.rs"]
 pub mod twitch;
 
 use std::path::Path;
 use std::sync::Arc;
 
-use super::{AnyPlatform, Bridge, BuildError, Descriptor};
+use crate::bridge::{AnyPlatform, Bridge, BuildError, Descriptor};
 use crate::config::{self, BridgeConfig, Config, ConfigError, PlatformSchema};
 
 /// Every platform this build can bridge.
@@ -45,6 +42,6 @@ pub fn build(account: &BridgeConfig, config: &Config) -> Result<Arc<dyn Bridge>,
     let platform = PLATFORMS
         .iter()
         .find(|p| p.name() == account.platform)
-        .ok_or_else(|| BuildError(format!("no platform {:?} in this build", account.platform)))?;
+        .ok_or_else(|| BuildError::UnknownPlatform(account.platform.to_string()))?;
     platform.build(account, config)
 }

@@ -108,7 +108,10 @@ impl Gateway {
                 {
                     Ok(r) => r,
                     Err(e) => {
-                        let _ = ready_tx.send(Err(e.to_string()));
+                        let _ = ready_tx.send(Err(BridgeError::connection(
+                            "cannot start the discord runtime",
+                            e,
+                        )));
                         return;
                     }
                 };
@@ -120,7 +123,8 @@ impl Gateway {
                     let mut client = match client {
                         Ok(c) => c,
                         Err(e) => {
-                            let _ = ready_tx.send(Err(e.to_string()));
+                            let _ =
+                                ready_tx.send(Err(BridgeError::connection("discord client", e)));
                             return;
                         }
                     };
@@ -138,13 +142,10 @@ impl Gateway {
                     let _ = ended_tx.send(result);
                 });
             })
-            .map_err(|e| {
-                BridgeError::Connection(format!("cannot start the discord thread: {e}"))
-            })?;
+            .map_err(|e| BridgeError::connection("cannot start the discord thread", e))?;
         let shards = ready_rx
             .await
-            .map_err(|_| BridgeError::Connection("the discord thread ended at start".into()))?
-            .map_err(|e| BridgeError::Connection(format!("discord client: {e}")))?;
+            .map_err(|_| BridgeError::Ended("the discord thread ended at start"))??;
         Ok(Gateway {
             events,
             ended,
@@ -154,22 +155,33 @@ impl Gateway {
     }
 
     /// Whether the session is live: every shard runs and is connected.
-    pub async fn connected(&self) -> Result<(), String> {
+    pub async fn connected(&self) -> Result<(), NotConnected> {
         let runners = self.shards.runners.lock().await;
         if runners.is_empty() {
-            return Err("gateway reconnecting".into());
+            return Err(NotConnected::Reconnecting);
         }
         match runners
             .values()
             .find(|r| r.stage != ConnectionStage::Connected)
         {
-            Some(r) => Err(format!("gateway {}", r.stage)),
+            Some(r) => Err(NotConnected::Stage(r.stage)),
             None => Ok(()),
         }
     }
 
     /// How often [`connected`](Self::connected) is worth asking.
     pub const CHECK_EVERY: Duration = Duration::from_secs(1);
+}
+
+/// Why the gateway session is not live now.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+pub enum NotConnected {
+    /// No shard runs: serenity is opening a new session.
+    #[error("gateway reconnecting")]
+    Reconnecting,
+    /// A shard is in this stage of its connection.
+    #[error("gateway {0}")]
+    Stage(ConnectionStage),
 }
 
 impl Drop for Gateway {
@@ -183,19 +195,18 @@ impl Drop for Gateway {
 pub fn classify(name: &str, e: serenity::Error) -> BridgeError {
     use serenity::gateway::GatewayError;
     let refused = || {
-        BridgeError::Auth(format!(
-            "Discord refused the bot token (check {name}.token / JETBRIDGE_{}__TOKEN)",
-            name.to_uppercase()
-        ))
+        BridgeError::auth(
+            "Discord refused the bot token",
+            format!("{name}.token / JETBRIDGE_{}__TOKEN", name.to_uppercase()),
+        )
     };
     match &e {
         serenity::Error::Gateway(GatewayError::InvalidAuthentication) => refused(),
-        serenity::Error::Gateway(GatewayError::DisallowedGatewayIntents) => BridgeError::Auth(
-            "Discord refused the MESSAGE_CONTENT intent: enable it for the bot in the developer portal".into(),
+        serenity::Error::Gateway(GatewayError::DisallowedGatewayIntents) => BridgeError::auth(
+            "Discord refused the MESSAGE_CONTENT intent",
+            "the bot's intents in the developer portal: enable MESSAGE_CONTENT",
         ),
-        serenity::Error::Http(h) if h.status_code().is_some_and(|s| s.as_u16() == 401) => {
-            refused()
-        }
-        _ => BridgeError::Connection(format!("discord: {e}")),
+        serenity::Error::Http(h) if h.status_code().is_some_and(|s| s.as_u16() == 401) => refused(),
+        _ => BridgeError::connection("discord", e),
     }
 }

@@ -20,7 +20,7 @@ pub fn client(api_url: &str) -> Result<Arc<SlackHyperClient>, BuildError> {
     // proxies and tests.
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_native_roots()
-        .map_err(|e| BuildError(format!("cannot load the system's root certificates: {e}")))?
+        .map_err(BuildError::RootCertificates)?
         .https_or_http()
         .enable_http1()
         .build();

@@ -101,8 +101,18 @@ pub struct BridgeContext {
     pub status: StatusReporter,
     /// Every channel of this bridge that a room uses, with its direction.
     pub channels: Vec<(String, Direction)>,
+    /// A stop began: read nothing new from the platform, queue what was
+    /// already received (and acknowledge it where the platform wants that),
+    /// then return.
     pub shutdown: CancellationToken,
+    /// [`STOP_INBOUND`] after `shutdown`: whatever is still not queued is
+    /// left; return now.
+    pub give_up: CancellationToken,
 }
+
+/// How long a stopping bridge may take to queue what it already received
+/// (the whole stop stays within 10 s: the publisher then has the rest).
+pub const STOP_INBOUND: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// A chat platform account.
 #[async_trait]

@@ -25,6 +25,15 @@ pub async fn supervise(
     let span = tracing::info_span!("bridge", bridge = %name);
     async move {
         let status = StatusReporter::new(&name, health);
+        let give_up = CancellationToken::new();
+        tokio::spawn({
+            let (shutdown, give_up) = (shutdown.clone(), give_up.clone());
+            async move {
+                shutdown.cancelled().await;
+                tokio::time::sleep(super::STOP_INBOUND).await;
+                give_up.cancel();
+            }
+        });
         let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(60));
         loop {
             status.connecting("");
@@ -34,6 +43,7 @@ pub async fn supervise(
                 status: status.clone(),
                 channels: channels.clone(),
                 shutdown: shutdown.child_token(),
+                give_up: give_up.clone(),
             };
             let result = bridge.run(ctx).await;
             if shutdown.is_cancelled() {

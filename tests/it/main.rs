@@ -22,4 +22,5 @@ mod page;
 mod properties;
 mod readiness;
 mod slack;
+mod stop;
 mod twitch;

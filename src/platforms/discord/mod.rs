@@ -255,7 +255,17 @@ impl Bridge for DiscordBridge {
         let mut live = false;
         loop {
             tokio::select! {
-                _ = ctx.shutdown.cancelled() => return Ok(()),
+                _ = ctx.shutdown.cancelled() => {
+                    // Read nothing new; what the gateway already gave us is
+                    // queued before we go (Discord would not send it again).
+                    while let Ok(ev) = gateway.events.try_recv() {
+                        tokio::select! {
+                            _ = self.on_gateway(ev, &ctx) => {}
+                            _ = ctx.give_up.cancelled() => break,
+                        }
+                    }
+                    return Ok(());
+                }
                 ended = &mut gateway.ended => {
                     return match ended {
                         Ok(Ok(())) => Ok(()),

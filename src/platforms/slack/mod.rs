@@ -178,28 +178,52 @@ impl Bridge for SlackBridge {
         };
         *b.me.write().await = Some((me.user_id.to_string(), me.bot_id.map(|x| x.to_string())));
 
-        // The socket reads and acknowledges; this loop handles what it read,
-        // one event after the other.
+        // The socket reads; this loop handles what it read, one event after
+        // the other, and hands each envelope back to be acknowledged once
+        // its event is queued.
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let (ack_tx, ack_rx) = tokio::sync::mpsc::unbounded_channel();
         let stop = ctx.shutdown.child_token();
-        let socket = socket::run(b, &ctx.inbound, tx, stop.clone());
+        let socket = socket::run(
+            b,
+            &ctx.inbound,
+            tx,
+            ack_rx,
+            stop.clone(),
+            ctx.give_up.clone(),
+        );
         tokio::pin!(socket);
         let _stop = stop.drop_guard();
         loop {
             tokio::select! {
                 ended = &mut socket => return ended,
+                _ = ctx.give_up.cancelled() => return Ok(()),
                 ev = rx.recv() => match ev {
                     Some(socket::SocketEvent::Connected) => {
                         ctx.status.connected();
                         // Whatever was said while no connection was open is not
                         // coming: read it before the events queued behind.
-                        b.catch_up(&ctx).await;
+                        tokio::select! {
+                            _ = b.catch_up(&ctx) => {}
+                            _ = ctx.give_up.cancelled() => return Ok(()),
+                        }
                     }
                     Some(socket::SocketEvent::Lost(why)) => ctx.status.connecting(why),
-                    Some(socket::SocketEvent::Push(cb, files)) => {
+                    Some(socket::SocketEvent::Push(cb, files, envelope)) => {
                         if let SlackEventCallbackBody::Message(msg) = cb.event {
-                            b.on_message(msg, &files, &ctx.inbound).await;
+                            // A stop that cannot wait any longer leaves it
+                            // unacknowledged: Slack sends it again.
+                            tokio::select! {
+                                _ = b.on_message(msg, &files, &ctx.inbound) => {}
+                                _ = ctx.give_up.cancelled() => return Ok(()),
+                            }
                         }
+                        if let Some(envelope) = envelope {
+                            let _ = ack_tx.send(envelope);
+                        }
+                    }
+                    Some(socket::SocketEvent::Flush(done)) => {
+                        let _ = done.send(());
                     }
                     None => return Ok(()),
                 },

@@ -1,6 +1,10 @@
 //! Socket Mode, our own client of it: `apps.connections.open` (slack-morphism's
 //! Web API), one websocket, envelopes read in order into slack-morphism's
-//! models, acked once queued (Slack wants the ack within 3 s).
+//! models. An envelope carrying chat is acknowledged only once the bridge has
+//! queued its event (Slack wants the ack within 3 s; one it never gets is sent
+//! again, and the repeat collapses in JetStream's dedupe). A stop reads no new
+//! frame, lets the bridge queue what was read, acknowledges that, and only
+//! then closes: an envelope Slack handed us is never lost to a rolling deploy.
 //!
 //! Why not slack-morphism's listener: it says nothing when a socket drops (so
 //! readiness could not follow the connection), hands each envelope to a task
@@ -16,7 +20,7 @@ use serde_json::Value;
 use slack_morphism::errors::SlackClientError;
 use slack_morphism::prelude::*;
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::Message as Frame;
 use tokio_util::either::Either;
@@ -34,8 +38,12 @@ pub enum SocketEvent {
     Connected,
     /// The connection is gone; another is being opened.
     Lost(String),
-    /// An event, with the files taken out of its JSON (see `files`).
-    Push(Box<SlackPushEventCallback>, Vec<FileRef>),
+    /// An event, with the files taken out of its JSON (see `files`), and its
+    /// envelope to acknowledge once the event is queued (through the acks
+    /// channel handed to [`run`]).
+    Push(Box<SlackPushEventCallback>, Vec<FileRef>, Option<String>),
+    /// A stop: everything sent before this was handled; say so.
+    Flush(oneshot::Sender<()>),
 }
 
 /// How often we ping, and how long a silent connection is trusted.
@@ -52,7 +60,9 @@ pub async fn run(
     shared: &Shared,
     inbound: &Inbound,
     events: mpsc::UnboundedSender<SocketEvent>,
+    mut acks: mpsc::UnboundedReceiver<String>,
     stop: CancellationToken,
+    give_up: CancellationToken,
 ) -> Result<(), BridgeError> {
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     loop {
@@ -63,7 +73,7 @@ pub async fn run(
         let why = match opened {
             Ok(socket) => {
                 let started = Instant::now();
-                let why = read(socket, inbound, &events, &stop).await;
+                let why = read(socket, inbound, &events, &mut acks, (&stop, &give_up)).await;
                 if stop.is_cancelled() {
                     return Ok(());
                 }
@@ -155,7 +165,8 @@ async fn read(
     mut socket: Socket,
     inbound: &Inbound,
     events: &mpsc::UnboundedSender<SocketEvent>,
-    stop: &CancellationToken,
+    acks: &mut mpsc::UnboundedReceiver<String>,
+    (stop, give_up): (&CancellationToken, &CancellationToken),
 ) -> Ended {
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -163,8 +174,15 @@ async fn read(
     loop {
         let frame = tokio::select! {
             _ = stop.cancelled() => {
+                acknowledge_handled(&mut socket, events, acks, give_up).await;
                 let _ = socket.close(None).await;
                 return Ended::Rotated;
+            }
+            Some(id) = acks.recv() => {
+                if let Err(e) = send_ack(&mut socket, &id).await {
+                    return Ended::Lost(format!("ack: {e}"));
+                }
+                continue;
             }
             _ = ping.tick() => {
                 if heard.elapsed() > SILENCE_LIMIT {
@@ -210,18 +228,59 @@ async fn read(
             }
             Some("events_api") => {
                 if let Some((cb, files)) = read_push(frame["payload"].clone(), inbound) {
-                    let _ = events.send(SocketEvent::Push(Box::new(cb), files));
+                    // Acknowledged by the bridge, once its event is queued.
+                    let _ = events.send(SocketEvent::Push(Box::new(cb), files, envelope));
+                    continue;
                 }
             }
             // Interactions and commands are not chat: acknowledged, not read.
             _ => {}
         }
-        // Queued (or counted as unreadable): acknowledge, so Slack does not
-        // send it again.
-        if let Some(id) = envelope {
-            let ack = serde_json::json!({ "envelope_id": id }).to_string();
-            if let Err(e) = socket.send(Frame::Text(ack.into())).await {
-                return Ended::Lost(format!("ack: {e}"));
+        // Nothing to queue (or counted as unreadable): acknowledge, so Slack
+        // does not send it again.
+        if let Some(id) = envelope
+            && let Err(e) = send_ack(&mut socket, &id).await
+        {
+            return Ended::Lost(format!("ack: {e}"));
+        }
+    }
+}
+
+async fn send_ack(socket: &mut Socket, envelope: &str) -> Result<(), impl std::fmt::Display> {
+    let ack = serde_json::json!({ "envelope_id": envelope }).to_string();
+    socket.send(Frame::Text(ack.into())).await
+}
+
+/// A stop: no frame is read any more; wait (until `give_up`) for the bridge to
+/// queue the events already read, acknowledging each as it is queued.
+async fn acknowledge_handled(
+    socket: &mut Socket,
+    events: &mpsc::UnboundedSender<SocketEvent>,
+    acks: &mut mpsc::UnboundedReceiver<String>,
+    give_up: &CancellationToken,
+) {
+    let (done_tx, mut done) = oneshot::channel();
+    if events.send(SocketEvent::Flush(done_tx)).is_err() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            Some(id) = acks.recv() => {
+                if send_ack(socket, &id).await.is_err() {
+                    return;
+                }
+            }
+            _ = &mut done => {
+                while let Ok(id) = acks.try_recv() {
+                    if send_ack(socket, &id).await.is_err() {
+                        return;
+                    }
+                }
+                return;
+            }
+            _ = give_up.cancelled() => {
+                tracing::warn!("stopping before every event read from slack was queued; slack sends those again");
+                return;
             }
         }
     }

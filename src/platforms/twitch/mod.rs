@@ -203,7 +203,17 @@ impl Bridge for TwitchBridge {
             .connecting(format!("joining {} channels", wanted.len()));
         loop {
             tokio::select! {
-                _ = ctx.shutdown.cancelled() => return Ok(()),
+                _ = ctx.shutdown.cancelled() => {
+                    // Read nothing new; the lines already received are queued
+                    // before we go (IRC never sends a line again).
+                    while let Ok(msg) = incoming.try_recv() {
+                        tokio::select! {
+                            handled = reader.handle(msg, &ctx.inbound) => handled?,
+                            _ = ctx.give_up.cancelled() => break,
+                        }
+                    }
+                    return Ok(());
+                }
                 msg = incoming.recv() => {
                     let Some(msg) = msg else {
                         return Err(BridgeError::Ended("twitch client stopped"));

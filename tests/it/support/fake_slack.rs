@@ -49,8 +49,18 @@ struct St {
     files: std::sync::Mutex<std::collections::HashMap<String, StoredFile>>,
     /// Every message of each channel, in the order it came (what history serves).
     history: std::sync::Mutex<std::collections::HashMap<String, Vec<Value>>>,
-    sockets: Mutex<Vec<mpsc::UnboundedSender<String>>>,
+    /// Open Socket Mode connections, by connection number.
+    sockets: Mutex<Vec<(u64, mpsc::UnboundedSender<String>)>>,
     acks: Mutex<Vec<String>>,
+    /// Envelopes handed out and not acknowledged: the frame and the
+    /// connection it went to. As Slack does, those of a connection that
+    /// closes are handed to another one.
+    unacked: Mutex<std::collections::HashMap<String, (Value, u64)>>,
+    /// Envelopes handed out so far (they go round the connections).
+    handed: AtomicU64,
+    redelivered: AtomicU64,
+    /// How long `users.info` takes to answer.
+    users_info_delay: std::sync::Mutex<Duration>,
     connections: AtomicU64,
     next_ts: AtomicU64,
     changed: Notify,
@@ -132,6 +142,42 @@ impl FakeSlack {
 
     pub async fn acks(&self) -> Vec<String> {
         self.st.acks.lock().await.clone()
+    }
+
+    /// Envelopes handed out and not yet acknowledged.
+    pub async fn unacked(&self) -> usize {
+        self.st.unacked.lock().await.len()
+    }
+
+    /// Envelopes handed out again because a connection closed without
+    /// acknowledging them.
+    pub fn redelivered(&self) -> u64 {
+        self.st.redelivered.load(Ordering::SeqCst)
+    }
+
+    /// Open Socket Mode connections now.
+    pub async fn open_sockets(&self) -> usize {
+        self.st.sockets.lock().await.len()
+    }
+
+    /// Wait until `n` Socket Mode connections are open.
+    pub async fn wait_open_sockets(&self, n: usize, timeout: Duration) {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.st.changed.notified();
+            if self.open_sockets().await == n {
+                return;
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep_until(deadline) => panic!("not {n} socket mode connections"),
+            }
+        }
+    }
+
+    /// Make `users.info` answer after `d` (as a slow API does).
+    pub fn slow_users_info(&self, d: Duration) {
+        *self.st.users_info_delay.lock().unwrap() = d;
     }
 
     /// Wait until `cond` holds over the calls.
@@ -221,9 +267,7 @@ impl FakeSlack {
                 "event_time": 1_700_000_000u64
             }
         });
-        let sockets = self.st.sockets.lock().await;
-        let sock = sockets.last().expect("a socket mode connection");
-        let _ = sock.send(frame.to_string());
+        hand_out(&self.st, envelope_id, frame).await;
     }
 
     /// A message from `user` that arrives while no socket is open (jetbridge is
@@ -252,7 +296,7 @@ impl FakeSlack {
     /// Close every socket and refuse to open new ones for `d`.
     pub async fn sockets_down_for(&self, d: Duration) {
         *self.st.sockets_down_until.lock().unwrap() = Some(Instant::now() + d);
-        for s in self.st.sockets.lock().await.iter() {
+        for (_, s) in self.st.sockets.lock().await.iter() {
             let _ = s.send("__close".into());
         }
     }
@@ -265,7 +309,7 @@ impl FakeSlack {
     /// Ask the client to reconnect, as Slack does before rotating a connection.
     pub async fn send_disconnect(&self) {
         let frame = json!({"type": "disconnect", "reason": "refresh_requested", "debug_info": {"host": "fake"}});
-        for s in self.st.sockets.lock().await.iter() {
+        for (_, s) in self.st.sockets.lock().await.iter() {
             let _ = s.send(frame.to_string());
         }
     }
@@ -464,6 +508,11 @@ async fn api_handler(
                                             "team_id": "T0001", "user_id": BOT_USER, "bot_id": BOT_ID}),
                 ),
                 "users.info" => {
+                    let delay = *st.users_info_delay.lock().unwrap();
+                    if !delay.is_zero() {
+                        // A slow API, as a fresh instance meets it: latency, not synchronization.
+                        tokio::time::sleep(delay).await;
+                    }
                     let id = p["user"].as_str().unwrap_or("U0").to_string();
                     let name = match id.as_str() {
                         "U0001" => "Ann",
@@ -610,12 +659,14 @@ async fn socket_conn(sock: tokio::net::TcpStream, st: Arc<St>) {
     let Ok(ws) = tokio_tungstenite::accept_async(sock).await else {
         return;
     };
-    st.connections.fetch_add(1, Ordering::SeqCst);
+    let conn = st.connections.fetch_add(1, Ordering::SeqCst) + 1;
     let (mut tx, mut rx) = ws.split();
     let (out_tx, mut out_rx) = mpsc::unbounded_channel::<String>();
     let hello = json!({"type": "hello", "num_connections": 1, "debug_info": {"host": "fake", "approximate_connection_time": 3600}, "connection_info": {"app_id": "A0001"}});
     let _ = tx.send(WsMessage::text(hello.to_string())).await;
-    st.sockets.lock().await.push(out_tx.clone());
+    st.sockets.lock().await.push((conn, out_tx.clone()));
+    // Envelopes nobody could take while no connection was open.
+    redeliver(&st, 0).await;
     st.changed.notify_waiters();
     let writer = tokio::spawn(async move {
         while let Some(f) = out_rx.recv().await {
@@ -634,13 +685,57 @@ async fn socket_conn(sock: tokio::net::TcpStream, st: Arc<St>) {
             && let Some(id) = v["envelope_id"].as_str()
         {
             st.acks.lock().await.push(id.to_string());
+            st.unacked.lock().await.remove(id);
             st.changed.notify_waiters();
         }
     }
-    st.sockets.lock().await.retain(|s| !s.same_channel(&out_tx));
+    st.sockets.lock().await.retain(|(c, _)| *c != conn);
     drop(out_tx);
     writer.abort();
+    // What this connection never acknowledged goes to another one.
+    redeliver(&st, conn).await;
     st.changed.notify_waiters();
+}
+
+/// Hand an envelope to the next open connection (round the connections, as
+/// Slack spreads them), remembering it until it is acknowledged; with none
+/// open, it waits for the next connection.
+async fn hand_out(st: &St, envelope_id: &str, frame: Value) {
+    let sockets = st.sockets.lock().await;
+    let n = st.handed.fetch_add(1, Ordering::SeqCst) as usize;
+    let conn = match sockets.get(n % sockets.len().max(1)) {
+        Some((conn, sock)) => {
+            let _ = sock.send(frame.to_string());
+            *conn
+        }
+        None => 0,
+    };
+    st.unacked
+        .lock()
+        .await
+        .insert(envelope_id.to_string(), (frame, conn));
+}
+
+/// Hand the unacknowledged envelopes of connection `conn` out again, as
+/// retries (0: those that found no connection).
+async fn redeliver(st: &St, conn: u64) {
+    let again: Vec<(String, Value)> = {
+        let mut unacked = st.unacked.lock().await;
+        let ids: Vec<String> = unacked
+            .iter()
+            .filter(|(_, (_, c))| *c == conn)
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.into_iter()
+            .filter_map(|id| unacked.remove(&id).map(|(f, _)| (id, f)))
+            .collect()
+    };
+    for (id, mut frame) in again {
+        st.redelivered.fetch_add(1, Ordering::SeqCst);
+        frame["retry_attempt"] = json!(frame["retry_attempt"].as_u64().unwrap_or(0) + 1);
+        frame["retry_reason"] = json!("timeout");
+        hand_out(st, &id, frame).await;
+    }
 }
 
 /// The user id the fake's `users.info` knows by `name` (others are "Someone").

@@ -17,6 +17,7 @@
 pub mod backoff;
 pub mod bridge;
 pub mod bus;
+pub mod cache;
 pub mod clock;
 pub mod config;
 pub mod event;
@@ -86,6 +87,7 @@ pub async fn run(
     let bus = Bus::connect(&config.nats, health.clone(), true).await?;
     let mut tasks = JoinSet::new();
     tasks.spawn(keep_stream(bus.clone(), shutdown.clone(), health.clone()));
+    tasks.spawn(http::keep_metrics(shutdown.clone()));
 
     let publisher = Publisher::new(config.nats.queue_size, health.clone());
     // The publisher outlives the bridges: it stores what they queued last.

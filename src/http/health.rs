@@ -36,6 +36,23 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
     })
 }
 
+/// How often histogram samples are folded into their buckets. The exporter
+/// otherwise keeps every sample until `/metrics` is read: a process nobody
+/// scrapes would grow by a few dozen bytes per message, forever.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Fold recorded samples into the histograms now and then, until `stop`.
+pub async fn keep_metrics(stop: tokio_util::sync::CancellationToken) {
+    let handle = metrics_handle();
+    let mut tick = tokio::time::interval(UPKEEP_EVERY);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tick.tick() => handle.run_upkeep(),
+        }
+    }
+}
+
 pub async fn healthz() -> impl IntoResponse {
     Json(serde_json::json!({ "status": "ok" }))
 }

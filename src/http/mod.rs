@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::feed::Feeds;
 use crate::status::Health;
 
-pub use health::metrics_handle;
+pub use health::{keep_metrics, metrics_handle};
 pub use media::slots as media_slots;
 pub use send::MAX_TEXT;
 

@@ -4,7 +4,6 @@
 //! signed URL (`POST /attachments/refresh-urls`) and redirects there, so
 //! viewers fetch the file from Discord's CDN, not through jetbridge.
 
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
@@ -12,6 +11,7 @@ use serde_json::json;
 use super::Shared;
 use super::rest::Auth;
 use crate::bridge::{Media, MediaError};
+use crate::cache::Bounded;
 
 /// What identifies a signed attachment URL: the URL without its signature.
 /// `None` for URLs that do not expire (stickers, emoji, other sites).
@@ -29,9 +29,17 @@ fn expiry(url: &str) -> Option<SystemTime> {
     Some(UNIX_EPOCH + Duration::from_secs(secs))
 }
 
-/// Fresh URLs by reference, kept while they work.
-#[derive(Default)]
-pub struct Fresh(tokio::sync::Mutex<HashMap<String, String>>);
+/// Fresh URLs by reference, kept while they work (old ones are fetched again).
+pub struct Fresh(tokio::sync::Mutex<Bounded<String, String>>);
+
+/// Fresh attachment URLs kept at most.
+pub const FRESH_URLS: usize = 4096;
+
+impl Default for Fresh {
+    fn default() -> Self {
+        Fresh(tokio::sync::Mutex::new(Bounded::new(FRESH_URLS)))
+    }
+}
 
 impl Shared {
     /// A URL for `reference` that works now.
@@ -60,12 +68,11 @@ impl Shared {
             .find_map(|r| r["refreshed"].as_str())
             .ok_or(MediaError::Gone)?
             .to_string();
-        let mut fresh = self.fresh.0.lock().await;
-        // Bounded: old entries are just fetched again.
-        if fresh.len() >= 4096 {
-            fresh.clear();
-        }
-        fresh.insert(reference.to_string(), url.clone());
+        self.fresh
+            .0
+            .lock()
+            .await
+            .insert(reference.to_string(), url.clone());
         Ok(Media::Redirect(url))
     }
 }

@@ -23,6 +23,7 @@ use crate::bridge::{
     Account, Action, Bridge, BridgeContext, BridgeError, BuildError, DeliverFailure, Delivery,
     Media, MediaError, OutboundSpec, Platform, Posted,
 };
+use crate::cache::Bounded;
 use crate::config::{CommonBridgeConfig, InvalidChannel, InvalidSetting};
 use crate::event::ChatEvent;
 use crate::ratelimit::Rate;
@@ -71,7 +72,7 @@ impl Platform for Discord {
             me: RwLock::new(None),
             webhooks: Mutex::new(webhooks),
             own_webhooks: RwLock::new(own),
-            names: Mutex::new(HashMap::new()),
+            names: Mutex::new(Bounded::new(NAME_CACHE)),
             fresh: media::Fresh::default(),
         }))))
     }
@@ -83,6 +84,9 @@ struct Me {
     user_id: u64,
     application_id: u64,
 }
+
+/// Channel and role names kept at most (mentions resolve them).
+pub const NAME_CACHE: usize = 2000;
 
 /// The state the bridge and serenity's event handler share.
 struct Shared {
@@ -96,7 +100,7 @@ struct Shared {
     /// Webhook ids we post through (their echoes are ours).
     own_webhooks: RwLock<HashSet<String>>,
     /// Channel and role names by `channel:<id>` / `role:<id>`.
-    names: Mutex<HashMap<String, String>>,
+    names: Mutex<Bounded<String, String>>,
     /// Freshly signed attachment URLs.
     fresh: media::Fresh,
 }

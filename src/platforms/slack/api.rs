@@ -12,7 +12,9 @@ use super::Shared;
 use crate::bridge::{BuildError, DeliverError};
 
 /// Users resolved through `users.info`, at most this many kept.
-const USER_CACHE: usize = 2000;
+pub const USER_CACHE: usize = 2000;
+/// Channel names resolved through `conversations.info`, at most this many kept.
+pub const CHANNEL_CACHE: usize = 1000;
 
 /// A client for the Web API at `api_url`.
 pub fn client(api_url: &str) -> Result<Arc<SlackHyperClient>, BuildError> {
@@ -145,11 +147,10 @@ impl Shared {
             avatar: None,
             badges: Vec::new(),
         });
-        let mut users = self.users.lock().await;
-        if users.len() >= USER_CACHE {
-            users.clear();
-        }
-        users.insert(id.to_string(), value.clone());
+        self.users
+            .lock()
+            .await
+            .insert(id.to_string(), value.clone());
         value
     }
 

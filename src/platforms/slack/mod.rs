@@ -13,7 +13,6 @@ mod markup;
 mod outbound;
 mod socket;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -27,6 +26,7 @@ use crate::bridge::{
     Account, Action, Bridge, BridgeContext, BridgeError, BuildError, DeliverFailure, Delivery,
     Media, MediaError, OutboundSpec, Platform, Posted,
 };
+use crate::cache::Bounded;
 use crate::config::{CommonBridgeConfig, InvalidChannel, InvalidSetting, NoOptions};
 use crate::event::ChatEvent;
 use crate::ratelimit::Rate;
@@ -71,8 +71,8 @@ impl Platform for Slack {
             bot_token,
             me: RwLock::new(None),
             customize: AtomicBool::new(true),
-            users: Mutex::new(HashMap::new()),
-            channels: Mutex::new(HashMap::new()),
+            users: Mutex::new(Bounded::new(api::USER_CACHE)),
+            channels: Mutex::new(Bounded::new(api::CHANNEL_CACHE)),
             download,
         }))))
     }
@@ -90,9 +90,9 @@ struct Shared {
     /// Whether Slack lets us post with a custom name and icon.
     customize: AtomicBool,
     /// Users by id: display name and avatar.
-    users: Mutex<HashMap<String, api::Person>>,
+    users: Mutex<Bounded<String, api::Person>>,
     /// Channel names by id.
-    channels: Mutex<HashMap<String, String>>,
+    channels: Mutex<Bounded<String, String>>,
     /// Downloads files (see `files`).
     download: reqwest::Client,
 }

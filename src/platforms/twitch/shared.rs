@@ -10,6 +10,8 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::cache::Bounded;
+
 /// How long two channels count as sharing chat after the last message seen
 /// mirrored between them.
 const SESSION_QUIET: Duration = Duration::from_secs(10 * 60);
@@ -20,12 +22,23 @@ pub struct Sessions {
     inner: Mutex<Inner>,
 }
 
-#[derive(Default)]
 struct Inner {
     /// Channel login → its room id (from ROOMSTATE).
     rooms: HashMap<String, String>,
     /// Pairs of channel logins seen sharing chat (in sorted order), when last.
-    pairs: HashMap<(String, String), Instant>,
+    pairs: Bounded<(String, String), Instant>,
+}
+
+/// Shared Chat pairs remembered at most (a session joins a few channels).
+pub const SHARED_PAIRS: usize = 256;
+
+impl Default for Inner {
+    fn default() -> Self {
+        Inner {
+            rooms: HashMap::new(),
+            pairs: Bounded::new(SHARED_PAIRS),
+        }
+    }
 }
 
 fn pair(a: &str, b: &str) -> (String, String) {
@@ -61,7 +74,12 @@ impl Sessions {
 
     /// A message sent in `from` was seen mirrored into `into`.
     pub fn seen(&self, from: &str, into: &str) {
-        self.lock().pairs.insert(pair(from, into), Instant::now());
+        let mut inner = self.lock();
+        // Sessions over long ago are forgotten first.
+        if inner.pairs.len() == inner.pairs.capacity() {
+            inner.pairs.retain(|_, t| t.elapsed() < SESSION_QUIET);
+        }
+        inner.pairs.insert(pair(from, into), Instant::now());
     }
 
     /// Whether viewers of `into` already see what is said in `from`: the same

@@ -23,12 +23,16 @@ use jetbridge::event::ChatEvent;
 
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// The jetbridge binary: cargo's for tests; the release build for examples
-/// (benchmarks), which cargo gives no such path.
+/// The jetbridge binary: cargo's for tests; for examples (benchmarks), which
+/// cargo gives no such path, `JETBRIDGE_BIN` (a wrapper under a profiler) or
+/// the release build.
 pub fn bin() -> PathBuf {
     match option_env!("CARGO_BIN_EXE_jetbridge") {
         Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/jetbridge"),
+        None => std::env::var_os("JETBRIDGE_BIN").map_or_else(
+            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/jetbridge"),
+            PathBuf::from,
+        ),
     }
 }
 

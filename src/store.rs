@@ -4,9 +4,10 @@
 //! resumes).
 
 use async_trait::async_trait;
+use futures::StreamExt;
 
 use crate::bridge::{EventStore, MediaIndex, StoreError};
-use crate::bus::{Bus, BusError, MediaBucket, Publisher};
+use crate::bus::{Bus, BusError, MediaBucket, Publisher, ReadFrom};
 use crate::event::ChatEvent;
 
 /// Where every bridge's inbound events go.
@@ -28,6 +29,37 @@ impl EventStore for JetStreamStore {
             .map_err(|e| StoreError(Box::new(e)))
     }
 
+    async fn stored_since(
+        &self,
+        subject: &str,
+        since: chrono::DateTime<chrono::Utc>,
+        max: usize,
+    ) -> Result<Vec<ChatEvent>, StoreError> {
+        let start = time::OffsetDateTime::from_unix_timestamp(since.timestamp())
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let read = async {
+            let mut reader = self
+                .bus
+                .read_ordered(subject, ReadFrom::Time(start))
+                .await
+                .map_err(|e| StoreError(Box::new(e)))?;
+            let mut events = Vec::new();
+            while let Some(stored) = reader.next().await {
+                let stored = stored.map_err(|e| StoreError(Box::new(e)))?;
+                if let Ok(ev) = serde_json::from_slice::<ChatEvent>(&stored.payload) {
+                    events.push(ev);
+                }
+                if stored.pending == 0 || events.len() >= max {
+                    break;
+                }
+            }
+            Ok(events)
+        };
+        tokio::time::timeout(READ_BACK, read)
+            .await
+            .map_err(|e| StoreError(Box::new(e)))?
+    }
+
     async fn last_stored(&self, subject: &str) -> Result<Option<ChatEvent>, StoreError> {
         let payload = self
             .bus
@@ -44,6 +76,10 @@ impl EventStore for JetStreamStore {
         }))
     }
 }
+
+/// How long reading a channel's stored events may take before a re-check
+/// gives up on it (and guesses nothing).
+const READ_BACK: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Media links over the `jetbridge-media` bucket (see `bridge::media`).
 pub struct JetStreamMedia {

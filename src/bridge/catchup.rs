@@ -1,8 +1,10 @@
 //! Catch-up from a platform's history: what a channel missed while jetbridge
 //! was away (stopped, restarting, its session lost) is read from the platform
 //! after the last event of that channel stored on the stream, and stored and
-//! relayed as if it had arrived live. The platform reads its history; this
-//! file says where to start and how much to take.
+//! relayed as if it had arrived live; the messages stored within
+//! `backfill_recheck` before are compared with history too (see `recheck`).
+//! The platform reads its history; this file says where to start and how much
+//! to take.
 
 use std::fmt::Display;
 use std::time::Duration;
@@ -10,6 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::recheck::{self, CaughtUp, Found, reconcile};
 use super::{BridgeContext, Inbound};
 use crate::backoff::Backoff;
 use crate::config::CommonBridgeConfig;
@@ -30,6 +33,8 @@ pub struct Window {
     /// Nothing at or before this time is missing (the last stored event's
     /// time, or the age bound, whichever is later).
     pub after_time: DateTime<Utc>,
+    /// The age bound: nothing older is read.
+    pub oldest: DateTime<Utc>,
     pub max: usize,
 }
 
@@ -38,17 +43,30 @@ pub struct Window {
 pub trait History: Sync {
     type Error: Display + Send;
 
-    /// The messages of `window` as events, oldest first, and whether older
-    /// ones were left out (more than `window.max`).
-    async fn missed_events(
+    /// The messages of `window`, oldest first (each with its event, where it
+    /// is chat, and its last edit's marker), and whether older ones were left
+    /// out (more than `window.max`).
+    async fn read(
         &self,
         window: &Window,
         inbound: &Inbound,
-    ) -> Result<(Vec<ChatEvent>, bool), Self::Error>;
+    ) -> Result<(Vec<Found>, bool), Self::Error>;
+
+    /// Whether the channel's history lists a stored message (what it does not
+    /// list is never taken for deleted).
+    fn lists(&self, _stored: &ChatEvent) -> bool {
+        true
+    }
 }
 
+/// How far before the last stored message a re-check reaches back for a
+/// channel's stored events (stream time trails platform time a little).
+const RECHECK_SLACK: chrono::Duration = chrono::Duration::seconds(60);
+
 /// Catch every channel `ctx` reads up, one after another, when the account
-/// backfills. A channel whose history cannot be read is skipped with a warning.
+/// backfills: what was said meanwhile, and (within `backfill_recheck`) what
+/// was edited or deleted. A channel whose history cannot be read is skipped
+/// with a warning, and nothing is guessed for it.
 pub async fn catch_up_all(
     ctx: &BridgeContext,
     common: &CommonBridgeConfig,
@@ -65,15 +83,53 @@ pub async fn catch_up_all(
         let Some(window) = ctx.inbound.catch_up_window(channel, common).await else {
             continue;
         };
-        match history.missed_events(&window, &ctx.inbound).await {
-            Ok((events, more)) => {
-                caught_up += events.len();
-                ctx.inbound.publish_caught_up(&window, events, more).await;
-            }
+        let recheck_from = (!common.backfill_recheck.is_zero()).then(|| {
+            window.after_time
+                - chrono::Duration::from_std(common.backfill_recheck)
+                    .unwrap_or(chrono::Duration::MAX)
+        });
+        let read = match recheck_from {
+            Some(from) => Window {
+                after_id: None,
+                after_time: from.max(window.oldest),
+                ..window.clone()
+            },
+            None => window.clone(),
+        };
+        let (found, more) = match history.read(&read, &ctx.inbound).await {
+            Ok(found) => found,
             Err(e) => {
                 tracing::warn!(channel, error = %e, "cannot read the channel's history; not caught up");
+                continue;
             }
-        }
+        };
+        let stored = match recheck_from {
+            Some(from) => match ctx
+                .inbound
+                .stored_since(channel, from - RECHECK_SLACK, common.backfill_max * 4)
+                .await
+            {
+                Ok(events) => Some(events),
+                Err(e) => {
+                    tracing::warn!(channel, error = %e, "cannot read the channel's stored events; edits and deletions made meanwhile not checked");
+                    None
+                }
+            },
+            None => None,
+        };
+        let lists = |ev: &ChatEvent| history.lists(ev);
+        let plan = reconcile(
+            window.after_time,
+            found,
+            more,
+            stored.as_deref().map(|events| recheck::Stored {
+                from: read.after_time,
+                events,
+                listed: &lists,
+            }),
+        );
+        caught_up += plan.missed.len();
+        ctx.inbound.publish_caught_up(&window, plan).await;
     }
     tracing::info!(caught_up, "catch-up finished");
 }
@@ -113,29 +169,43 @@ impl Inbound {
             channel: channel.to_string(),
             after_id,
             after_time: last.ts.max(oldest),
+            oldest,
             max: common.backfill_max,
         })
     }
 
-    /// Store what a channel's catch-up found (in the order given, oldest
-    /// first); `more` says that older missed messages were left out because
-    /// of `backfill_max`.
-    pub async fn publish_caught_up(&self, window: &Window, events: Vec<ChatEvent>, more: bool) {
-        let n = events.len();
-        for ev in events {
+    /// Store what a channel's catch-up found: edits and deletions of stored
+    /// messages first, then what was missed, oldest first.
+    pub async fn publish_caught_up(&self, window: &Window, plan: CaughtUp) {
+        let counts = [
+            ("edit", plan.edits.len()),
+            ("delete", plan.deletes.len()),
+            ("message", plan.missed.len()),
+        ];
+        for ev in plan
+            .edits
+            .into_iter()
+            .chain(plan.deletes)
+            .chain(plan.missed)
+        {
             self.publish(ev).await;
         }
-        metrics::counter!("jetbridge_backfilled_total", "bridge" => self.bridge().to_string())
-            .increment(n as u64);
-        if more {
+        for (kind, n) in counts {
+            metrics::counter!("jetbridge_backfilled_total", "bridge" => self.bridge().to_string(), "kind" => kind)
+                .increment(n as u64);
+        }
+        let [(_, edits), (_, deletes), (_, n)] = counts;
+        if plan.more {
             tracing::warn!(
                 channel = %window.channel,
                 caught_up = n,
+                edits,
+                deletes,
                 backfill_max = window.max,
                 "more was missed than backfill_max: relayed the newest"
             );
-        } else if n > 0 {
-            tracing::info!(channel = %window.channel, caught_up = n, "caught up from history");
+        } else if n + edits + deletes > 0 {
+            tracing::info!(channel = %window.channel, caught_up = n, edits, deletes, "caught up from history");
         } else {
             tracing::debug!(channel = %window.channel, "nothing missed");
         }

@@ -24,6 +24,15 @@ pub trait EventStore: Send + Sync {
 
     /// The newest event stored under `subject`, if any (where catch-up resumes).
     async fn last_stored(&self, subject: &str) -> Result<Option<ChatEvent>, StoreError>;
+
+    /// The events stored under `subject` since `since` (stream time), oldest
+    /// first, at most `max` (the first ones): what a catch-up re-checks.
+    async fn stored_since(
+        &self,
+        subject: &str,
+        since: chrono::DateTime<chrono::Utc>,
+        max: usize,
+    ) -> Result<Vec<ChatEvent>, StoreError>;
 }
 
 /// The store could not do it now (NATS away, stream missing).
@@ -124,6 +133,20 @@ impl Inbound {
         };
         let subject = crate::event::subject(room, &self.bridge, channel);
         self.store.last_stored(&subject).await
+    }
+
+    /// The events of `channel` stored since `since`, oldest first (at most `max`).
+    pub async fn stored_since(
+        &self,
+        channel: &str,
+        since: chrono::DateTime<chrono::Utc>,
+        max: usize,
+    ) -> Result<Vec<ChatEvent>, StoreError> {
+        let Some(room) = self.rooms.get(channel) else {
+            return Ok(Vec::new());
+        };
+        let subject = crate::event::subject(room, &self.bridge, channel);
+        self.store.stored_since(&subject, since, max).await
     }
 
     /// A platform message that could not be read: counted and logged with its

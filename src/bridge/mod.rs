@@ -12,6 +12,7 @@ mod delivery;
 mod inbound;
 mod media;
 mod platform;
+mod recheck;
 mod render;
 mod supervise;
 
@@ -29,6 +30,7 @@ pub use delivery::{
 pub use inbound::{EventStore, Inbound, StoreError};
 pub use media::{MAX_MEDIA, Media, MediaError, MediaIndex};
 pub use platform::{Account, AccountChannel, AnyPlatform, BuildError, Descriptor, Platform};
+pub use recheck::Found;
 pub use render::{default_render, render_text_only};
 pub use supervise::supervise;
 

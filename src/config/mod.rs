@@ -166,6 +166,11 @@ pub struct CommonBridgeConfig {
     /// Never older than this.
     #[serde(with = "duration")]
     pub backfill_max_age: Duration,
+    /// Catch-up also re-reads the messages stored this long before the last
+    /// one (at most `backfill_max`): edits and deletions made meanwhile become
+    /// events. "0s" turns the re-read off.
+    #[serde(with = "duration")]
+    pub backfill_recheck: Duration,
 }
 
 impl Default for CommonBridgeConfig {
@@ -180,6 +185,7 @@ impl Default for CommonBridgeConfig {
             backfill: None,
             backfill_max: 500,
             backfill_max_age: Duration::from_secs(24 * 3600),
+            backfill_recheck: Duration::from_secs(3600),
         }
     }
 }
@@ -203,6 +209,7 @@ const COMMON_KEYS: &[&str] = &[
     "backfill",
     "backfill_max",
     "backfill_max_age",
+    "backfill_recheck",
 ];
 
 /// One configured bridge (an account on a platform).

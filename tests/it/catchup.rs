@@ -93,6 +93,7 @@ fn backfilled(metrics: &str, bridge: &str) -> f64 {
         .find(|l| {
             l.starts_with("jetbridge_backfilled_total")
                 && l.contains(&format!("bridge=\"{bridge}\""))
+                && l.contains("kind=\"message\"")
         })
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse().ok())

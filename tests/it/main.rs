@@ -21,6 +21,7 @@ mod media;
 mod page;
 mod properties;
 mod readiness;
+mod recheck;
 mod slack;
 mod stop;
 mod twitch;

@@ -13,8 +13,7 @@ use serenity::all::Message;
 
 use super::Shared;
 use super::rest::{Auth, RestError};
-use crate::bridge::{BridgeContext, History, Inbound, Window, catch_up_all};
-use crate::event::ChatEvent;
+use crate::bridge::{BridgeContext, Found, History, Inbound, Window, catch_up_all};
 
 /// Discord's epoch (2015-01-01), in Unix milliseconds.
 const DISCORD_EPOCH_MS: i64 = 1_420_070_400_000;
@@ -99,13 +98,13 @@ impl Shared {
 impl History for Shared {
     type Error = RestError;
 
-    async fn missed_events(
+    async fn read(
         &self,
         window: &Window,
         inbound: &Inbound,
-    ) -> Result<(Vec<ChatEvent>, bool), Self::Error> {
+    ) -> Result<(Vec<Found>, bool), Self::Error> {
         let (raws, more) = self.missed(window).await?;
-        let mut events = Vec::new();
+        let mut found = Vec::new();
         for raw in raws {
             let id = raw["id"].as_str().unwrap_or("?").to_string();
             // Components are read from the JSON (serenity drops the new kinds).
@@ -113,12 +112,24 @@ impl History for Shared {
             if let Some(m) = lenient.as_object_mut() {
                 m.remove("components");
             }
-            match serde_json::from_value::<Message>(lenient) {
-                Ok(msg) => events.extend(self.message_event(&msg, Some(&raw), inbound).await),
-                Err(e) => inbound.unparsed(&id, &e),
-            }
+            let (event, edited) = match serde_json::from_value::<Message>(lenient) {
+                Ok(msg) => (
+                    self.message_event(&msg, Some(&raw), inbound).await,
+                    // As a live edit's id carries it.
+                    msg.edited_timestamp.map(|t| t.to_string()),
+                ),
+                Err(e) => {
+                    inbound.unparsed(&id, &e);
+                    (None, None)
+                }
+            };
+            found.push(Found {
+                message_id: id,
+                event,
+                edited,
+            });
         }
-        Ok((events, more))
+        Ok((found, more))
     }
 }
 

@@ -15,7 +15,7 @@ use slack_morphism::prelude::*;
 use super::Shared;
 use super::files::take_files;
 use super::inbound::slack_ts_to_time;
-use crate::bridge::{BridgeContext, History, Inbound, Window, catch_up_all};
+use crate::bridge::{BridgeContext, Found, History, Inbound, Window, catch_up_all};
 use crate::event::ChatEvent;
 
 /// How many 429s in a row a catch-up waits out before it gives up (Slack
@@ -95,22 +95,37 @@ impl Shared {
 impl History for Shared {
     type Error = SlackClientError;
 
-    async fn missed_events(
+    async fn read(
         &self,
         window: &Window,
         inbound: &Inbound,
-    ) -> Result<(Vec<ChatEvent>, bool), Self::Error> {
+    ) -> Result<(Vec<Found>, bool), Self::Error> {
         let (raws, more) = self.missed(window).await?;
-        let mut events = Vec::new();
+        let mut found = Vec::new();
         for mut raw in raws {
             let ts = raw["ts"].as_str().unwrap_or("?").to_string();
+            // As a live edit's id carries it: `edited.ts` verbatim.
+            let edited = raw["edited"]["ts"].as_str().map(str::to_string);
             raw["channel"] = Value::String(window.channel.clone());
             let files = take_files(&mut raw);
-            match serde_json::from_value::<SlackMessageEvent>(raw) {
-                Ok(ev) => events.extend(self.message_event(ev, &files, inbound).await),
-                Err(e) => inbound.unparsed(&ts, &e),
-            }
+            let event = match serde_json::from_value::<SlackMessageEvent>(raw) {
+                Ok(ev) => self.message_event(ev, &files, inbound).await,
+                Err(e) => {
+                    inbound.unparsed(&ts, &e);
+                    None
+                }
+            };
+            found.push(Found {
+                message_id: ts,
+                event,
+                edited,
+            });
         }
-        Ok((events, more))
+        Ok((found, more))
+    }
+
+    /// A thread reply is in its thread, not in the channel's history.
+    fn lists(&self, stored: &ChatEvent) -> bool {
+        stored.reply_to.is_none()
     }
 }

@@ -45,6 +45,8 @@ struct State_ {
     requests: Mutex<Vec<Req>>,
     /// Scripted answers for the next message posts (status, body).
     failures: Mutex<VecDeque<(u16, Value)>>,
+    /// Answers for the next reads of a channel's history (an outage, 429s).
+    history_failures: Mutex<VecDeque<(u16, Value)>>,
     /// Every message post fails with this status until then.
     down_until: Mutex<Option<(Instant, u16)>>,
     /// Posts whose content holds this text fail with this status until then.
@@ -266,6 +268,35 @@ impl FakeDiscord {
         let m = message_json(&id, channel, user_json(name), content);
         self.remember(&m);
         id
+    }
+
+    /// Message `id` edited where no gateway client sees it: history has the
+    /// new content and `edited_timestamp` (now).
+    pub fn edit_while_away(&self, channel: &str, id: &str, content: &str) {
+        let edited = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, false);
+        let mut history = self.st.history.lock().unwrap();
+        if let Some(m) = history
+            .get_mut(channel)
+            .and_then(|all| all.iter_mut().find(|m| m["id"] == id))
+        {
+            m["content"] = json!(content);
+            m["edited_timestamp"] = json!(edited);
+        }
+    }
+
+    /// Message `id` deleted where no gateway client sees it: gone from history.
+    pub fn delete_while_away(&self, channel: &str, id: &str) {
+        if let Some(all) = self.st.history.lock().unwrap().get_mut(channel) {
+            all.retain(|m| m["id"] != id);
+        }
+    }
+
+    /// Answer the next `n` reads of a channel's history with `status` and `body`.
+    pub async fn fail_history(&self, n: usize, status: u16, body: Value) {
+        let mut f = self.st.history_failures.lock().await;
+        for _ in 0..n {
+            f.push_back((status, body.clone()));
+        }
     }
 
     /// Close every gateway connection, drop new ones for `d`, and end the
@@ -541,11 +572,14 @@ async fn rest_handler(
         }
         _ => None,
     });
+    let reads_history = method == "GET" && matches!(segs.as_slice(), ["channels", _, "messages"]);
     let scripted = if is_post_message {
         match outage {
             Some(o) => Some(o),
             None => st.failures.lock().await.pop_front(),
         }
+    } else if reads_history {
+        st.history_failures.lock().await.pop_front()
     } else {
         None
     };
@@ -880,6 +914,18 @@ impl FakePlatform for FakeDiscord {
     }
 
     async fn edit(&self, channel: &str, user: &str, id: &str, text: &str) {
+        // History has what the channel shows now.
+        if let Some(m) = self
+            .st
+            .history
+            .lock()
+            .unwrap()
+            .get_mut(channel)
+            .and_then(|all| all.iter_mut().find(|m| m["id"] == id))
+        {
+            m["content"] = json!(text);
+            m["edited_timestamp"] = json!("2026-11-23T10:05:00.000000+00:00");
+        }
         self.dispatch(
             "MESSAGE_UPDATE",
             json!({"id": id, "channel_id": channel, "guild_id": GUILD_ID, "content": text,
@@ -889,6 +935,9 @@ impl FakePlatform for FakeDiscord {
     }
 
     async fn delete(&self, channel: &str, _user: &str, id: &str) {
+        if let Some(all) = self.st.history.lock().unwrap().get_mut(channel) {
+            all.retain(|m| m["id"] != id);
+        }
         self.dispatch(
             "MESSAGE_DELETE",
             json!({"id": id, "channel_id": channel, "guild_id": GUILD_ID}),

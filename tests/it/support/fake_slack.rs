@@ -258,6 +258,22 @@ impl FakeSlack {
         if kept {
             remember(&self.st, &event);
         }
+        // History shows what the channel shows now.
+        let channel = event["channel"].as_str().unwrap_or_default();
+        match event["subtype"].as_str() {
+            Some("message_changed") => self.edit_while_away(
+                channel,
+                event["message"]["ts"].as_str().unwrap_or_default(),
+                event["message"]["text"].as_str().unwrap_or_default(),
+                event["message"]["edited"]["ts"]
+                    .as_str()
+                    .unwrap_or_default(),
+            ),
+            Some("message_deleted") => {
+                self.delete_while_away(channel, event["deleted_ts"].as_str().unwrap_or_default())
+            }
+            _ => {}
+        }
         let frame = json!({
             "envelope_id": envelope_id, "type": "events_api", "accepts_response_payload": false,
             "retry_attempt": 0, "retry_reason": "",
@@ -276,6 +292,26 @@ impl FakeSlack {
         let ts = self.next_ts();
         remember(&self.st, &message(channel, user, text, &ts));
         ts
+    }
+
+    /// Message `ts` edited (at `edited_ts`) where no socket sees it: history
+    /// has the new text and `edited`.
+    pub fn edit_while_away(&self, channel: &str, ts: &str, text: &str, edited_ts: &str) {
+        let mut history = self.st.history.lock().unwrap();
+        if let Some(m) = history
+            .get_mut(channel)
+            .and_then(|all| all.iter_mut().find(|m| m["ts"] == ts))
+        {
+            m["text"] = json!(text);
+            m["edited"] = json!({"user": m["user"].clone(), "ts": edited_ts});
+        }
+    }
+
+    /// Message `ts` deleted where no socket sees it: gone from history.
+    pub fn delete_while_away(&self, channel: &str, ts: &str) {
+        if let Some(all) = self.st.history.lock().unwrap().get_mut(channel) {
+            all.retain(|m| m["ts"] != ts);
+        }
     }
 
     /// A file shared in Slack, as a `file_share` event lists it (its URLs

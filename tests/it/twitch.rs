@@ -609,3 +609,37 @@ async fn an_emote_provider_down_or_hanging_never_delays_chat() {
     let names: Vec<&str> = ev.emotes.iter().map(|e| e.name.as_str()).collect();
     assert_eq!(names, ["RainTime", "peepoHey"]);
 }
+
+#[tokio::test]
+async fn a_line_with_a_malformed_or_missing_tag_is_stored_with_its_text_and_author() {
+    let nats = NatsServer::start();
+    let fake = FakeTwitch::start().await;
+    let jb = Jetbridge::start(&config(&nats, &fake, TWO_CHANNELS));
+    fake.wait_joined(&["#alpha", "#beta"], WAIT).await;
+    let js = js(&nats.url()).await;
+    // As Twitch has sent them: twitch-irc refuses each as a PRIVMSG.
+    let lines = [
+        ("a1", "Kappa a malformed emotes tag", "emotes=25:04"),
+        ("a2", "a badge without a version", "badges=subscriber24"),
+        ("a3", "no display-name at all", "-display-name"),
+    ];
+    for (id, text, tags) in lines {
+        fake.privmsg_with("#alpha", "ronni", "Ronni", id, text, tags)
+            .await;
+    }
+    let evs = wait_stored(&js, "chat.lobby.twitch.alpha", 3).await;
+    for ((id, text, _), ev) in lines.iter().zip(&evs) {
+        assert_eq!(ev.source.message_id, *id);
+        assert_eq!(ev.text, *text);
+        assert!(
+            ev.author
+                .as_ref()
+                .is_some_and(|a| a.name.eq_ignore_ascii_case("ronni")),
+            "{ev:?}"
+        );
+    }
+    let sent = fake.wait_sent("#beta", 3, WAIT).await;
+    assert!(sent[2].contains("no display-name at all"), "{sent:?}");
+    jb.wait_log("stored without them", WAIT).await;
+    assert!(!jb.logs().contains("could not be read"), "{}", jb.logs());
+}

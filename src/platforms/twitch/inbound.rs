@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-use twitch_irc::message::{ClearChatAction, PrivmsgMessage, ServerMessage};
+use twitch_irc::message::{AsRawIRC, ClearChatAction, PrivmsgMessage, ServerMessage};
 
 use super::emotes::{Catalog, Wants};
 use super::shared::Sessions;
@@ -68,6 +68,22 @@ impl Reader {
         msg: ServerMessage,
         inbound: &Inbound,
     ) -> Result<(), BridgeError> {
+        let msg = match msg {
+            // twitch-irc could not read it as what it is: read what it carries.
+            ServerMessage::Generic(_) => match super::lenient::repair(msg.source()) {
+                None => return Ok(()),
+                Some(Ok((repaired, tags))) => {
+                    tracing::warn!(line = %msg.source().as_raw_irc(), repaired = ?tags, "a twitch line with tags that do not read; stored without them");
+                    repaired
+                }
+                Some(Err(e)) => {
+                    let id = msg.source().tags.0.get("id").cloned().unwrap_or_default();
+                    inbound.unparsed(&id, &e);
+                    return Ok(());
+                }
+            },
+            msg => msg,
+        };
         match msg {
             ServerMessage::Privmsg(m) => {
                 // Our own posts come back on other connections and from other

@@ -9,6 +9,7 @@ mod connection;
 mod emotes;
 mod gate;
 mod inbound;
+mod lenient;
 mod markup;
 mod outbox;
 mod providers;

@@ -222,7 +222,8 @@ impl FakeTwitch {
         id
     }
 
-    /// Like [`privmsg`](Self::privmsg) with a given id and extra tags (`k=v;…`).
+    /// Like [`privmsg`](Self::privmsg) with a given id and extra tags (`k=v;…`;
+    /// `-k` leaves tag `k` out).
     pub async fn privmsg_with(
         &self,
         channel: &str,
@@ -255,6 +256,10 @@ impl FakeTwitch {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
         for kv in extra_tags.split(';').filter(|kv| !kv.is_empty()) {
+            if let Some(k) = kv.strip_prefix('-') {
+                tags.retain(|(key, _)| key != k);
+                continue;
+            }
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
             match tags.iter_mut().find(|(key, _)| key == k) {
                 Some(t) => t.1 = v.to_string(),

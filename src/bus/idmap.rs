@@ -90,8 +90,8 @@ impl IdMap {
             .get(Self::watermark_key(channel))
             .await
             .map_err(|e| self.error(e))?;
-        Ok(v.and_then(|b| serde_json::from_slice::<Watermark>(&b).ok())
-            .filter(|w| w.scope == *scope)
+        Ok(v.and_then(|b| readable(&b, "watermark"))
+            .filter(|w: &Watermark| w.scope == *scope)
             .map(|w| w.seq))
     }
 
@@ -125,7 +125,7 @@ impl IdMap {
             .get(Self::key(channel, event_id))
             .await
             .map_err(|e| self.error(e))?;
-        Ok(v.and_then(|b| serde_json::from_slice(&b).ok()))
+        Ok(v.and_then(|b| readable(&b, "record")))
     }
 
     pub async fn put<T: Serialize>(
@@ -140,5 +140,17 @@ impl IdMap {
             .await
             .map_err(|e| self.error(e))?;
         Ok(())
+    }
+}
+
+/// A stored value, read; one that no longer reads (written by another
+/// version, say) is said in the log and treated as absent.
+fn readable<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Option<T> {
+    match serde_json::from_slice(bytes) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::warn!(what, error = %e, "an id-map value does not read; treated as absent");
+            None
+        }
     }
 }

@@ -321,3 +321,32 @@ async fn a_file_slack_morphism_cannot_read_does_not_cost_the_message_its_text() 
     assert_eq!(evs[0].attachments.len(), 1);
     assert_eq!(evs[0].attachments[0].name, "odd.bin");
 }
+
+#[tokio::test]
+async fn a_failed_users_info_is_said_and_not_remembered() {
+    let s = setup("", BOT_TOKEN).await;
+    ready(&s).await;
+    s.slack
+        .fail_method(
+            "users.info",
+            1,
+            200,
+            json!({"ok": false, "error": "internal_error"}),
+        )
+        .await;
+    for text in ["first", "second"] {
+        let ts = s.slack.next_ts();
+        s.slack.send_event(message(C1, "U0001", text, &ts)).await;
+    }
+    let lines = s.twitch.wait_sent("#alpha", 2, WAIT).await;
+    // The first shows the stand-in (the user id); the second asks again.
+    assert!(
+        lines[0].contains("U0001") && lines[0].contains("first"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].contains("Ann") && lines[1].contains("second"),
+        "{lines:?}"
+    );
+    s.jb.wait_log("slack lookup failed", WAIT).await;
+}

@@ -18,11 +18,20 @@ impl Shared {
         if let Some(n) = self.names.lock().await.get(&key) {
             return Some(n.clone());
         }
-        let v = self
+        let v = match self
             .rest
             .call(reqwest::Method::GET, &path, None, Auth::Bot)
             .await
-            .ok()?;
+        {
+            Ok(v) => v,
+            Err(e) => {
+                // The mention shows a stand-in this time; asked again next time.
+                tracing::warn!(key, error = %e, "discord lookup failed; a stand-in name is used this time");
+                metrics::counter!("jetbridge_lookup_failures_total", "bridge" => self.name.clone(), "what" => "name")
+                    .increment(1);
+                return None;
+            }
+        };
         let name = if let Some(list) = v.as_array() {
             // Roles come as a list for the guild.
             let mut names = self.names.lock().await;

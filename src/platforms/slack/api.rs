@@ -108,45 +108,54 @@ impl Shared {
             return u.clone();
         }
         let session = self.client.open_session(&self.bot_token);
-        let found = session
+        let found = match session
             .users_info(&SlackApiUsersInfoRequest::new(SlackUserId::new(id.into())))
             .await
-            .ok()
-            .map(|r| {
-                let u = r.user;
-                let profile = u.profile.as_ref();
-                let name = profile
-                    .and_then(|p| p.display_name.clone())
-                    .filter(|n| !n.is_empty())
-                    .or_else(|| {
-                        profile
-                            .and_then(|p| p.real_name.clone())
-                            .filter(|n| !n.is_empty())
-                    })
-                    .or_else(|| u.name.clone())
-                    .unwrap_or_else(|| id.to_string());
-                let avatar = profile
-                    .and_then(|p| p.icon.as_ref())
-                    .and_then(|i| i.images.as_ref())
-                    .and_then(|imgs| {
-                        imgs.resolutions
-                            .iter()
-                            .filter(|(size, _)| *size >= 48)
-                            .min_by_key(|(size, _)| *size)
-                            .or_else(|| imgs.resolutions.last())
-                            .map(|(_, url)| url.clone())
-                    });
-                Person {
-                    name,
-                    avatar,
-                    badges: badges(&u.flags),
-                }
-            });
-        let value = found.unwrap_or_else(|| Person {
-            name: id.to_string(),
-            avatar: None,
-            badges: Vec::new(),
+        {
+            Ok(r) => Some(r),
+            Err(e) => {
+                // Said, and not remembered: the next message asks again.
+                lookup_failed(&self.name, "user", id, &e);
+                None
+            }
+        };
+        let found = found.map(|r| {
+            let u = r.user;
+            let profile = u.profile.as_ref();
+            let name = profile
+                .and_then(|p| p.display_name.clone())
+                .filter(|n| !n.is_empty())
+                .or_else(|| {
+                    profile
+                        .and_then(|p| p.real_name.clone())
+                        .filter(|n| !n.is_empty())
+                })
+                .or_else(|| u.name.clone())
+                .unwrap_or_else(|| id.to_string());
+            let avatar = profile
+                .and_then(|p| p.icon.as_ref())
+                .and_then(|i| i.images.as_ref())
+                .and_then(|imgs| {
+                    imgs.resolutions
+                        .iter()
+                        .filter(|(size, _)| *size >= 48)
+                        .min_by_key(|(size, _)| *size)
+                        .or_else(|| imgs.resolutions.last())
+                        .map(|(_, url)| url.clone())
+                });
+            Person {
+                name,
+                avatar,
+                badges: badges(&u.flags),
+            }
         });
+        let Some(value) = found else {
+            return Person {
+                name: id.to_string(),
+                avatar: None,
+                badges: Vec::new(),
+            };
+        };
         self.users
             .lock()
             .await
@@ -159,18 +168,30 @@ impl Shared {
             return n.clone();
         }
         let session = self.client.open_session(&self.bot_token);
-        let name = session
+        let name = match session
             .conversations_info(&SlackApiConversationsInfoRequest::new(SlackChannelId::new(
                 id.into(),
             )))
             .await
-            .ok()
-            .and_then(|r| r.channel.name)
-            .unwrap_or_else(|| "channel".into());
+        {
+            Ok(r) => r.channel.name.unwrap_or_else(|| "channel".into()),
+            Err(e) => {
+                lookup_failed(&self.name, "channel", id, &e);
+                return "channel".into();
+            }
+        };
         self.channels
             .lock()
             .await
             .insert(id.to_string(), name.clone());
         name
     }
+}
+
+/// A lookup of a name failed: the message goes on with a stand-in (the id,
+/// "channel"), said in the log and counted, never remembered.
+fn lookup_failed(bridge: &str, what: &'static str, id: &str, error: &dyn std::fmt::Display) {
+    tracing::warn!(what, id, error = %error, "slack lookup failed; a stand-in name is used this time");
+    metrics::counter!("jetbridge_lookup_failures_total", "bridge" => bridge.to_string(), "what" => what)
+        .increment(1);
 }

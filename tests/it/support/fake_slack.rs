@@ -40,6 +40,8 @@ pub struct Call {
 struct St {
     calls: Mutex<Vec<Call>>,
     failures: Mutex<VecDeque<(u16, Value)>>,
+    /// Answers for the next calls of a Web API method, by method.
+    method_failures: Mutex<std::collections::HashMap<String, VecDeque<(u16, Value)>>>,
     refuse_customize: AtomicBool,
     /// Posts fail with this status until then (an outage).
     down_until: std::sync::Mutex<Option<(Instant, u16)>>,
@@ -119,6 +121,15 @@ impl FakeSlack {
         let mut f = self.st.failures.lock().await;
         for _ in 0..n {
             f.push_back((status, body.clone()));
+        }
+    }
+
+    /// Answer the next `n` calls of `method` with `status` and `body`.
+    pub async fn fail_method(&self, method: &str, n: usize, status: u16, body: Value) {
+        let mut f = self.st.method_failures.lock().await;
+        let q = f.entry(method.to_string()).or_default();
+        for _ in 0..n {
+            q.push_back((status, body.clone()));
         }
     }
 
@@ -532,7 +543,11 @@ async fn api_handler(
                 None => st.failures.lock().await.pop_front(),
             }
         } else {
-            None
+            st.method_failures
+                .lock()
+                .await
+                .get_mut(&method)
+                .and_then(VecDeque::pop_front)
         };
         if let Some((status, body)) = scripted {
             (status, body)

@@ -12,7 +12,7 @@
 //! every minute; it exits non-zero when RSS after warm-up (the first ten
 //! minutes, or a sixth of a shorter run) grows by more than 10%. Both end
 //! by checking that every message reached both other platforms.
-//! `JETBRIDGE_BIN` runs another binary (a wrapper under heaptrack, say).
+//! `JB_BIN` runs another binary (a wrapper under heaptrack, say).
 
 #[path = "../tests/it/support/mod.rs"]
 #[allow(dead_code)] // the soak uses the fakes and the process, not the waits of tests
@@ -163,7 +163,7 @@ async fn lost(p: &Platforms, sent: u64) -> usize {
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mode = args.first().map(String::as_str).unwrap_or("messages");
-    if std::env::var_os("JETBRIDGE_BIN").is_none() {
+    if std::env::var_os("JB_BIN").is_none() {
         let ok = std::process::Command::new("cargo")
             .args(["build", "--release", "--bin", "jetbridge"])
             .status()

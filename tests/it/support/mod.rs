@@ -24,12 +24,13 @@ use jetbridge::event::ChatEvent;
 pub const WAIT: Duration = Duration::from_secs(20);
 
 /// The jetbridge binary: cargo's for tests; for examples (benchmarks), which
-/// cargo gives no such path, `JETBRIDGE_BIN` (a wrapper under a profiler) or
+/// cargo gives no such path, `JB_BIN` (a wrapper under a profiler; not
+/// `JETBRIDGE_…`, which the child would read as config) or
 /// the release build.
 pub fn bin() -> PathBuf {
     match option_env!("CARGO_BIN_EXE_jetbridge") {
         Some(p) => PathBuf::from(p),
-        None => std::env::var_os("JETBRIDGE_BIN").map_or_else(
+        None => std::env::var_os("JB_BIN").map_or_else(
             || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/jetbridge"),
             PathBuf::from,
         ),

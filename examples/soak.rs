@@ -193,7 +193,9 @@ async fn main() {
         )
         .build();
     let jb = Jetbridge::start_with_env(&config, &[("RUST_LOG", "warn")]);
-    FakePlatform::wait_connected(&p.twitch, Duration::from_secs(30)).await;
+    p.twitch
+        .wait_joined(&[&p.tw], Duration::from_secs(30))
+        .await;
     FakePlatform::wait_connected(&p.discord, Duration::from_secs(30)).await;
     FakePlatform::wait_connected(&p.slack, Duration::from_secs(30)).await;
     jb.wait_log("delivering for this bridge", Duration::from_secs(30))

@@ -210,9 +210,10 @@ async fn a_discord_edit_during_a_lost_session_reaches_the_copies_after_catch_up(
         .clone()
         .unwrap();
     let identified = s.discord.identifies().await;
-    s.discord.gateway_down_for(Duration::from_secs(3)).await;
+    s.discord.gateway_down_for(Duration::from_secs(3600)).await;
     s.discord
         .edit_while_away(DCH, &d1, "edited during the outage");
+    s.discord.gateway_up();
     // A new session (the old one cannot be resumed) catches up.
     wait_until("a new gateway session", WAIT, || {
         i.jb.logs().matches("catch-up finished").count() >= 3

@@ -312,6 +312,11 @@ impl FakeDiscord {
         self.st.changed.notify_waiters();
     }
 
+    /// End a gateway outage begun with [`gateway_down_for`](Self::gateway_down_for).
+    pub fn gateway_up(&self) {
+        *self.st.gateway_down_until.lock().unwrap() = None;
+    }
+
     /// How many IDENTIFYs (new sessions) the gateway saw.
     pub async fn identifies(&self) -> usize {
         self.st.identified.lock().await.len()

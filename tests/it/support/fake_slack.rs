@@ -348,6 +348,11 @@ impl FakeSlack {
         }
     }
 
+    /// End an outage begun with [`sockets_down_for`](Self::sockets_down_for).
+    pub fn sockets_up(&self) {
+        *self.st.sockets_down_until.lock().unwrap() = None;
+    }
+
     /// How many Socket Mode connections were opened so far.
     pub fn opened(&self) -> u64 {
         self.connections()

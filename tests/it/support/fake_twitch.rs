@@ -114,6 +114,11 @@ impl FakeTwitch {
         self.drop_connections().await;
     }
 
+    /// End an outage begun with [`down_for`](Self::down_for).
+    pub fn up(&self) {
+        *self.state.down_until.lock().unwrap() = None;
+    }
+
     /// PRIVMSGs received, with their arrival times.
     pub async fn timed_privmsgs(&self) -> Vec<(std::time::Instant, Sent)> {
         self.state

@@ -119,19 +119,32 @@ async fn edits_and_deletions_while_away(n: usize) {
     for i in &instances {
         i.jb.wait_ready(&i.http).await;
     }
-    let copy = |posts: &[crate::support::platform::Post], k: usize| posts[k].id.clone().unwrap();
+    // Copies by what they say: with two instances, each reads some of
+    // Slack's envelopes (Slack spreads them), so the order is theirs.
+    let copy = |posts: &[crate::support::platform::Post], said: &str| {
+        posts
+            .iter()
+            .find(|p| p.text.contains(said))
+            .and_then(|p| p.id.clone())
+            .unwrap_or_else(|| panic!("no copy of {said:?} in {posts:?}"))
+    };
+    let slack_text = |said: &str| {
+        on_slack
+            .iter()
+            .find(|p| p.text.contains(said))
+            .map(|p| p.text.clone())
+            .unwrap()
+    };
     wait_changes(
         &s.slack,
         SCH,
         &[
             Change::Edit {
-                id: copy(&on_slack, 0),
-                text: FakePlatform::posts(&s.slack, SCH).await[0]
-                    .text
-                    .replace("d1 as said", "d1 edited while away"),
+                id: copy(&on_slack, "d1 as said"),
+                text: slack_text("d1 as said").replace("d1 as said", "d1 edited while away"),
             },
             Change::Delete {
-                id: copy(&on_slack, 1),
+                id: copy(&on_slack, "d2 spam"),
             },
         ],
     )
@@ -140,7 +153,7 @@ async fn edits_and_deletions_while_away(n: usize) {
         &s.discord,
         DCH,
         &[Change::Delete {
-            id: copy(&on_discord, 1),
+            id: copy(&on_discord, "s2 spam"),
         }],
     )
     .await;
@@ -148,7 +161,7 @@ async fn edits_and_deletions_while_away(n: usize) {
     let discord_changes = FakePlatform::changes(&s.discord, DCH).await;
     assert!(
         discord_changes.iter().any(|c| matches!(c,
-            Change::Edit { id, text } if *id == copy(&on_discord, 0) && text.contains("s1 edited while away"))),
+            Change::Edit { id, text } if *id == copy(&on_discord, "s1 as said") && text.contains("s1 edited while away"))),
         "{discord_changes:?}"
     );
     FakePlatform::wait_posts(&s.slack, SCH, 3, WAIT).await;

@@ -192,7 +192,7 @@ async fn main() {
             ],
         )
         .build();
-    let jb = Jetbridge::start_with_env(&config, &[("RUST_LOG", "warn")]);
+    let jb = Jetbridge::start_with_env(&config, &[("RUST_LOG", "warn,jetbridge::router=info")]);
     p.twitch
         .wait_joined(&[&p.tw], Duration::from_secs(30))
         .await;

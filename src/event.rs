@@ -16,13 +16,21 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Every event subject starts with this token.
 pub const SUBJECT_ROOT: &str = "chat";
 
-/// What happened.
+/// What happened. Kinds are additive (docs/events.md §3): a reader meets
+/// kinds newer than itself as [`EventKind::Unknown`] and passes them by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EventKind {
     Message,
     Edit,
     Delete,
+    /// A platform's event message (a Twitch USERNOTICE: a sub, a raid, an
+    /// announcement); see [`ChatEvent::notice`].
+    Notice,
+    /// A kind this build does not know. Never written.
+    #[serde(other)]
+    #[schemars(skip)]
+    Unknown,
 }
 
 impl EventKind {
@@ -31,7 +39,14 @@ impl EventKind {
             EventKind::Message => "message",
             EventKind::Edit => "edit",
             EventKind::Delete => "delete",
+            EventKind::Notice => "notice",
+            EventKind::Unknown => "unknown",
         }
+    }
+
+    /// A post of its own on the platforms (not a change to another event).
+    pub fn is_post(self) -> bool {
+        matches!(self, EventKind::Message | EventKind::Notice)
     }
 }
 
@@ -117,6 +132,39 @@ pub struct ChatEvent {
     /// Optional; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared_chat: Option<SharedChat>,
+    /// What a `notice` announces. Present on `notice` events only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<Notice>,
+}
+
+/// A platform's event message (kind `notice`): a Twitch USERNOTICE.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Notice {
+    /// What happened, as the platform names it (Twitch's `msg-id` verbatim:
+    /// `announcement`, `sub`, `resub`, `subgift`, `submysterygift`, `raid`,
+    /// `viewermilestone`, `sharedchatnotice`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The platform's own line about it (Twitch's `system-msg`, unescaped),
+    /// plain text; may be empty (an announcement has none).
+    #[serde(default)]
+    pub system_text: String,
+    /// The details (Twitch's `msg-param-*` tags without the prefix, values
+    /// unescaped; a `sharedchatnotice` also carries `source-msg-id`, the type
+    /// in the channel it was sent in).
+    #[serde(default)]
+    pub params: std::collections::BTreeMap<String, String>,
+}
+
+impl Notice {
+    /// The type that counts for a room's `notices` list: a Shared Chat
+    /// notice counts as what it was where it was sent.
+    pub fn effective_type(&self) -> &str {
+        match self.params.get("source-msg-id") {
+            Some(t) if self.kind == "sharedchatnotice" && !t.is_empty() => t,
+            _ => &self.kind,
+        }
+    }
 }
 
 /// Where a Shared Chat message was sent (see [`ChatEvent::shared_chat`]).
@@ -230,7 +278,24 @@ impl ChatEvent {
             attachments: Vec::new(),
             emotes: Vec::new(),
             shared_chat: None,
+            notice: None,
         }
+    }
+
+    /// A `notice` event (ids as for messages, so a notice seen twice is
+    /// stored once); `text` is the user's own words, or empty.
+    pub fn notice(
+        bridge: &str,
+        channel: &str,
+        platform_id: &str,
+        author: Author,
+        text: String,
+        notice: Notice,
+    ) -> Self {
+        let mut ev = ChatEvent::message(bridge, channel, platform_id, author, text);
+        ev.kind = EventKind::Notice;
+        ev.notice = Some(notice);
+        ev
     }
 
     /// A `delete` of the message with platform id `platform_id` in `channel`.
@@ -254,6 +319,7 @@ impl ChatEvent {
             attachments: Vec::new(),
             emotes: Vec::new(),
             shared_chat: None,
+            notice: None,
         }
     }
 
@@ -286,6 +352,7 @@ impl ChatEvent {
             attachments: Vec::new(),
             emotes: Vec::new(),
             shared_chat: None,
+            notice: None,
         }
     }
 

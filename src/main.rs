@@ -334,6 +334,26 @@ fn human(ev: &ChatEvent) -> String {
             ev.room,
             ev.target.as_deref().unwrap_or("?")
         ),
+        event::EventKind::Notice => {
+            let (kind, system) = ev.notice.as_ref().map_or(("?", ""), |n| {
+                (n.kind.as_str(), n.system_text.as_str())
+            });
+            let system = render::single_line(system);
+            let said = match (system.is_empty(), text.is_empty()) {
+                (_, true) => system,
+                (true, false) => text,
+                (false, false) => format!("{system} | {text}"),
+            };
+            format!(
+                "{ts} [{}] {origin} ({kind}) {}: {said}",
+                ev.room,
+                ev.author_name()
+            )
+        }
+        event::EventKind::Unknown => format!(
+            "{ts} [{}] {origin} an event of a kind this build does not know ({})",
+            ev.room, ev.id
+        ),
     }
 }
 
@@ -369,6 +389,9 @@ fn print_check(config: &Config) {
         };
         // Settings print through Debug, where every secret is a `Secret`.
         println!("  {} ({}, {state}) {:?}", b.name, b.platform, b.settings);
+        for note in b.settings.check_notes() {
+            println!("    {note}");
+        }
     }
     println!("rooms:");
     for r in &config.rooms {
@@ -376,8 +399,13 @@ fn print_check(config: &Config) {
             .hold
             .map(|h| format!(", hold {}", humantime::format_duration(h)))
             .unwrap_or_default();
+        let notices = match &r.notices {
+            jetbridge::config::Notices::All => "all".to_string(),
+            jetbridge::config::Notices::Only(t) if t.is_empty() => "none".to_string(),
+            jetbridge::config::Notices::Only(t) => t.join(", "),
+        };
         println!(
-            "  {} -> subjects {}{hold}",
+            "  {} -> subjects {}{hold}, notices relayed: {notices}",
             r.name,
             event::room_filter(&r.name)
         );

@@ -16,7 +16,7 @@ use super::recheck::{self, CaughtUp, Found, reconcile};
 use super::{BridgeContext, Inbound};
 use crate::backoff::Backoff;
 use crate::config::CommonBridgeConfig;
-use crate::event::{ChatEvent, EventKind};
+use crate::event::ChatEvent;
 
 /// How often the store is asked where a channel stands before catch-up gives
 /// up on it (about 20 s in all).
@@ -80,58 +80,70 @@ pub async fn catch_up_all(
         if !direction.reads() {
             continue;
         }
-        let Some(window) = ctx.inbound.catch_up_window(channel, common).await else {
-            continue;
-        };
-        let recheck_from = (!common.backfill_recheck.is_zero()).then(|| {
-            window.after_time
-                - chrono::Duration::from_std(common.backfill_recheck)
-                    .unwrap_or(chrono::Duration::MAX)
-        });
-        let read = match recheck_from {
-            Some(from) => Window {
-                after_id: None,
-                after_time: from.max(window.oldest),
-                ..window.clone()
-            },
-            None => window.clone(),
-        };
-        let (found, more) = match history.read(&read, &ctx.inbound).await {
-            Ok(found) => found,
-            Err(e) => {
-                tracing::warn!(channel, error = %e, "cannot read the channel's history; not caught up");
-                continue;
-            }
-        };
-        let stored = match recheck_from {
-            Some(from) => match ctx
-                .inbound
-                .stored_since(channel, from - RECHECK_SLACK, common.backfill_max * 4)
-                .await
-            {
-                Ok(events) => Some(events),
-                Err(e) => {
-                    tracing::warn!(channel, error = %e, "cannot read the channel's stored events; edits and deletions made meanwhile not checked");
-                    None
-                }
-            },
-            None => None,
-        };
-        let lists = |ev: &ChatEvent| history.lists(ev);
-        let plan = reconcile(
-            window.after_time,
-            found,
-            more,
-            stored.as_deref().map(|events| recheck::Stored {
-                from: read.after_time,
-                events,
-                listed: &lists,
-            }),
-        );
-        caught_up += plan.missed.len();
-        ctx.inbound.publish_caught_up(&window, plan).await;
+        caught_up += catch_up_channel(ctx, common, history, channel).await;
     }
     tracing::info!(caught_up, "catch-up finished");
+}
+
+/// Catch one read channel up (see [`catch_up_all`]); how many missed
+/// messages it stored.
+pub async fn catch_up_channel(
+    ctx: &BridgeContext,
+    common: &CommonBridgeConfig,
+    history: &impl History,
+    channel: &str,
+) -> usize {
+    let Some(window) = ctx.inbound.catch_up_window(channel, common).await else {
+        return 0;
+    };
+    let recheck_from = (!common.backfill_recheck.is_zero()).then(|| {
+        window.after_time
+            - chrono::Duration::from_std(common.backfill_recheck)
+                .unwrap_or(chrono::Duration::MAX)
+    });
+    let read = match recheck_from {
+        Some(from) => Window {
+            after_id: None,
+            after_time: from.max(window.oldest),
+            ..window.clone()
+        },
+        None => window.clone(),
+    };
+    let (found, more) = match history.read(&read, &ctx.inbound).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(channel, error = %e, "cannot read the channel's history; not caught up");
+            return 0;
+        }
+    };
+    let stored = match recheck_from {
+        Some(from) => match ctx
+            .inbound
+            .stored_since(channel, from - RECHECK_SLACK, common.backfill_max * 4)
+            .await
+        {
+            Ok(events) => Some(events),
+            Err(e) => {
+                tracing::warn!(channel, error = %e, "cannot read the channel's stored events; edits and deletions made meanwhile not checked");
+                None
+            }
+        },
+        None => None,
+    };
+    let lists = |ev: &ChatEvent| history.lists(ev);
+    let plan = reconcile(
+        window.after_time,
+        found,
+        more,
+        stored.as_deref().map(|events| recheck::Stored {
+            from: read.after_time,
+            events,
+            listed: &lists,
+        }),
+    );
+    let caught_up = plan.missed.len();
+    ctx.inbound.publish_caught_up(&window, plan).await;
+    caught_up
 }
 
 impl Inbound {
@@ -164,7 +176,7 @@ impl Inbound {
         };
         let oldest = Utc::now()
             - chrono::Duration::from_std(common.backfill_max_age).unwrap_or(chrono::Duration::MAX);
-        let after_id = (last.kind == EventKind::Message).then(|| last.source.message_id.clone());
+        let after_id = last.kind.is_post().then(|| last.source.message_id.clone());
         Some(Window {
             channel: channel.to_string(),
             after_id,

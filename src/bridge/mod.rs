@@ -23,7 +23,7 @@ use crate::config::{CommonBridgeConfig, Direction};
 use crate::event::ChatEvent;
 use crate::status::{Health, State};
 
-pub use catchup::{History, Window, catch_up_all};
+pub use catchup::{History, Window, catch_up_all, catch_up_channel};
 pub use delivery::{
     Action, Combined, DeliverError, DeliverFailure, Delivery, OutboundSpec, Posted, post_parts,
 };

@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
-use crate::event::{self, ChatEvent, EventKind};
+use crate::event::{self, ChatEvent};
 
 /// One message of a channel's history as the platform has it now.
 #[derive(Debug, Clone)]
@@ -75,7 +75,7 @@ pub fn reconcile(
             (true, None) => DateTime::<Utc>::MAX_UTC,
             (false, _) => s.from,
         };
-        for ev in s.events.iter().filter(|e| e.kind == EventKind::Message) {
+        for ev in s.events.iter().filter(|e| e.kind.is_post()) {
             if stored_ids.contains(event::delete_id(&ev.id).as_str()) {
                 continue;
             }

@@ -2,14 +2,18 @@
 //! (or the platform's default) around the rendered name and text, attachments
 //! as links, fitted to the platform's limit.
 
-use crate::event::ChatEvent;
+use crate::event::{ChatEvent, EventKind};
 use crate::render::{self, TemplateVars};
 
 use super::Bridge;
 
-/// The event's text with its attachments' links after it.
+/// The event's text (a notice's as [`notice_text`] says) with its
+/// attachments' links after it.
 fn text_with_links(event: &ChatEvent) -> String {
-    let mut text = event.text.clone();
+    let mut text = match event.kind {
+        EventKind::Notice => notice_text(event),
+        _ => event.text.clone(),
+    };
     for a in &event.attachments {
         if !text.is_empty() {
             text.push(' ');
@@ -63,4 +67,46 @@ pub fn default_render<B: Bridge + ?Sized>(b: &B, event: &ChatEvent, channel: &st
         common.max_parts,
         wrap,
     )
+}
+
+/// How a relayed notice reads on another platform, in the common markup
+/// (before the bridge's own template; docs/events.md §3): what happened, then the user's own
+/// words. An announcement is its words under a megaphone; other types lead
+/// with Twitch's line in italics.
+pub fn notice_text(ev: &ChatEvent) -> String {
+    let Some(n) = &ev.notice else {
+        return ev.text.clone();
+    };
+    let said = &ev.text;
+    if n.effective_type() == "announcement" {
+        return if said.is_empty() {
+            "📣 **Announcement**".to_string()
+        } else {
+            format!("📣 **Announcement:** {said}")
+        };
+    }
+    let system = render::escape_markup(&render::single_line(&n.system_text));
+    let line = if system.is_empty() {
+        format!("_{}_", render::escape_markup(&n.kind))
+    } else {
+        format!("_{system}_")
+    };
+    if said.is_empty() {
+        format!("{} {line}", icon(n.effective_type()))
+    } else {
+        format!("{} {line} {said}", icon(n.effective_type()))
+    }
+}
+
+/// A mark for what kind of moment a notice is, as overlays show them.
+fn icon(kind: &str) -> &'static str {
+    match kind {
+        "sub" | "resub" | "subgift" | "submysterygift" | "anonsubgift" | "anonsubmysterygift"
+        | "giftpaidupgrade" | "anongiftpaidupgrade" | "primepaidupgrade" | "extendsub"
+        | "standardpayforward" | "communitypayforward" => "⭐",
+        "raid" => "🚀",
+        "bitsbadgetier" | "onetapgiftredeemed" | "charitydonation" => "💎",
+        "viewermilestone" => "🔥",
+        _ => "🔔",
+    }
 }

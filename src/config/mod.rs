@@ -7,6 +7,7 @@
 //! the platforms of this build ([`PlatformSchema`]), and each parses its own
 //! keys once into a typed value kept here opaque.
 
+mod notices;
 mod schema;
 mod secret;
 mod validate;
@@ -26,6 +27,7 @@ pub use schema::{
     AccountSettings, ChannelOptions, InvalidChannel, InvalidSetting, NoOptions, PlatformSchema,
     options_as, settings_as,
 };
+pub use notices::Notices;
 pub use secret::{Secret, duration};
 
 /// Name reserved for the built-in web surface (HTTP API and chat page).
@@ -284,6 +286,8 @@ pub struct RoomConfig {
     /// Moderation hold: messages are relayed only this long after they were
     /// sent, and not at all when deleted meanwhile.
     pub hold: Option<Duration>,
+    /// The notice types relayed to the room's channels.
+    pub notices: Notices,
 }
 
 /// The validated configuration.

@@ -18,6 +18,18 @@ pub trait AccountSettings: Any + fmt::Debug + Send + Sync {
     fn read_only(&self) -> Option<String> {
         None
     }
+
+    /// A history to catch up from that this account has and its platform
+    /// does not keep (a service the account names).
+    fn keeps_history(&self) -> bool {
+        false
+    }
+
+    /// What `check` says about the account beyond its keys (the rights it
+    /// needs on its platform, say).
+    fn check_notes(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// A channel's platform-specific options (the extra keys of the table form),

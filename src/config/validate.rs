@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use super::{
     BridgeConfig, COMMON_KEYS, ChannelConfig, ChannelOptions, CommonBridgeConfig, Config,
-    Direction, HttpConfig, NatsConfig, PlatformSchema, Problem, ProblemKind, RoomConfig, Rules,
+    Direction, HttpConfig, NatsConfig, Notices, PlatformSchema, Problem, ProblemKind, RoomConfig, Rules,
     WEB_BRIDGE, is_valid_name, template_placeholders,
 };
 
@@ -233,18 +233,6 @@ impl<'p> Validator<'p> {
             }
         }
         let mut common: CommonBridgeConfig = self.section(path, Some(Value::Object(common_map)));
-        match common.backfill {
-            Some(true) if !platform.has_history() => self.problem(
-                &format!("{path}.backfill"),
-                ProblemKind::Invalid,
-                format!(
-                    "{} keeps no history to catch up from (leave backfill out, or false)",
-                    platform.name()
-                ),
-            ),
-            Some(_) => {}
-            None => common.backfill = Some(platform.has_history()),
-        }
         if common.max_parts == 0 {
             self.problem(
                 &format!("{path}.max_parts"),
@@ -270,6 +258,19 @@ impl<'p> Validator<'p> {
                 return None;
             }
         };
+        let history = platform.has_history() || settings.keeps_history();
+        match common.backfill {
+            Some(true) if !history => self.problem(
+                &format!("{path}.backfill"),
+                ProblemKind::Invalid,
+                format!(
+                    "{} keeps no history to catch up from here (leave backfill out, or false)",
+                    platform.name()
+                ),
+            ),
+            Some(_) => {}
+            None => common.backfill = Some(history),
+        }
         Some(BridgeConfig {
             name: name.to_string(),
             platform: platform.name(),
@@ -388,12 +389,20 @@ impl<'p> Validator<'p> {
             }
             let rules = self.rules(&path, &mut map);
             let hold = self.hold(&path, map.remove("hold"));
+            let notices = match map.remove("notices").map(|v| Notices::parse(&v)) {
+                None => Notices::default(),
+                Some(Ok(n)) => n,
+                Some(Err(e)) => {
+                    self.problem(&format!("{path}.notices"), ProblemKind::Invalid, e);
+                    Notices::default()
+                }
+            };
             let channels_v = map.remove("channels");
             for key in map.keys() {
                 self.problem(
                     &format!("{path}.{key}"),
                     ProblemKind::Unknown,
-                    "unknown key (known: name, channels, hold, ignore_authors, ignore_text)",
+                    "unknown key (known: name, channels, hold, notices, ignore_authors, ignore_text)",
                 );
             }
             let channels_v = match channels_v {
@@ -434,6 +443,7 @@ impl<'p> Validator<'p> {
                 channels,
                 rules,
                 hold,
+                notices,
             });
         }
         rooms

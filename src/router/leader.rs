@@ -25,7 +25,7 @@ use super::{Backbone, Lease, Records, Routes};
 use crate::backoff::Backoff;
 use crate::bridge::Bridge;
 use crate::bus::{MarkScope, Renewal};
-use crate::event::{ChatEvent, EventKind};
+use crate::event::ChatEvent;
 use crate::ratelimit::Limiter;
 
 /// Timing knobs of outbound delivery.
@@ -314,7 +314,7 @@ impl Leader {
             msg.ack,
         ));
         let hold_until = match (ev.kind, self.routes.hold(&ev.room)) {
-            (EventKind::Message, Some(hold)) => Some(
+            (kind, Some(hold)) if kind.is_post() => Some(
                 self.timing
                     .clock
                     .instant_at(ev.ts + chrono::Duration::from_std(hold).unwrap_or_default()),

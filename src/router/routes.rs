@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use crate::config::{Config, Rules};
+use crate::config::{Config, Notices, Rules};
 use crate::event::{self, ChatEvent, EventKind};
 use crate::render;
 
@@ -25,6 +25,8 @@ struct RoomRoutes {
     destinations: Vec<String>,
     /// The room's moderation hold.
     hold: Option<std::time::Duration>,
+    /// The notice types relayed.
+    notices: Notices,
 }
 
 impl Routes {
@@ -54,6 +56,7 @@ impl Routes {
                     channel_rules,
                     destinations,
                     hold: room.hold,
+                    notices: room.notices.clone(),
                 },
             );
         }
@@ -84,6 +87,17 @@ impl Routes {
         let Some(room) = self.rooms.get(&ev.room) else {
             return Vec::new();
         };
+        match ev.kind {
+            EventKind::Notice => {
+                let kind = ev.notice.as_ref().map_or("", |n| n.effective_type());
+                if !room.notices.relays(kind) {
+                    return Vec::new();
+                }
+            }
+            // A kind newer than this build: others may read it; we cannot post it.
+            EventKind::Unknown => return Vec::new(),
+            _ => {}
+        }
         let source_key = (ev.source.bridge.clone(), ev.source.channel.clone());
         // Rules decide what is relayed; a delete of something never relayed finds no
         // copy and does nothing, so deletes pass.

@@ -154,15 +154,17 @@ impl Worker {
         let spec = self.bridge.spec();
         // The copy this event refers to, in this channel.
         let referenced = match ev.kind {
-            EventKind::Message => ev.reply_to.as_deref(),
+            EventKind::Message | EventKind::Notice => ev.reply_to.as_deref(),
             EventKind::Edit | EventKind::Delete => ev.target.as_deref(),
+            // Routes never send these here.
+            EventKind::Unknown => return self.skip(&batch[0].0).await,
         };
         let reference = match referenced {
             Some(id) => self.lookup(id).await,
             None => None,
         };
         let plan = match (ev.kind, &reference) {
-            (EventKind::Message, _) => Plan::Post,
+            (EventKind::Message | EventKind::Notice, _) => Plan::Post,
             // Nothing of ours to edit or delete in this channel.
             (_, None) => return self.skip(&batch[0].0).await,
             (EventKind::Edit, Some(_)) if !spec.can_edit => return self.skip(&batch[0].0).await,

@@ -21,6 +21,30 @@ pub struct TwitchConfig {
     pub emotes: Vec<EmoteProvider>,
     /// Where each provider's API is.
     pub emote_api: EmoteApi,
+    /// A service speaking the recent-messages v2 API to catch up from; empty:
+    /// no catch-up (Twitch itself keeps no history).
+    pub history_url: String,
+    /// Twitch's API (Helix): the application's id and secret, and a user
+    /// token's refresh token (the access token is jetbridge's to refresh).
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub refresh_token: Secret,
+    /// Helix's base URL.
+    pub api_url: String,
+    /// Twitch's OAuth base URL (`/token`, `/validate`).
+    pub auth_url: String,
+    /// How messages are sent: over IRC, or through the Send Chat Message API.
+    pub send: SendVia,
+}
+
+/// How a Twitch account sends (`send = "irc" | "api"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SendVia {
+    #[default]
+    Irc,
+    /// Helix `POST /chat/messages`: every message gets Twitch's verdict.
+    Api,
 }
 
 /// A third-party emote provider.
@@ -88,15 +112,43 @@ impl Default for TwitchConfig {
                 EmoteProvider::SevenTv,
             ],
             emote_api: EmoteApi::default(),
+            history_url: String::new(),
+            client_id: String::new(),
+            client_secret: Secret::default(),
+            refresh_token: Secret::default(),
+            api_url: "https://api.twitch.tv/helix".into(),
+            auth_url: "https://id.twitch.tv/oauth2".into(),
+            send: SendVia::Irc,
         }
     }
 }
 
 impl AccountSettings for TwitchConfig {
     fn read_only(&self) -> Option<String> {
-        self.is_anonymous().then(|| {
+        (self.is_anonymous() && self.send == SendVia::Irc).then(|| {
             "the twitch login is anonymous (read-only): nothing will be posted there".to_string()
         })
+    }
+
+    fn keeps_history(&self) -> bool {
+        !self.history_url.is_empty()
+    }
+
+    fn check_notes(&self) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.send == SendVia::Api {
+            notes.push(format!(
+                "send = \"api\": the token needs scope {} (checked against the token when it runs)",
+                super::helix::SEND_SCOPES.join(", ")
+            ));
+        }
+        if !self.history_url.is_empty() {
+            notes.push(format!(
+                "catches up from {} (recent-messages v2)",
+                self.history_url
+            ));
+        }
+        notes
     }
 }
 
@@ -124,16 +176,48 @@ impl TwitchConfig {
             EmoteProvider::SevenTv,
         ] {
             let base = self.emote_api.base(provider);
-            let ok = url::Url::parse(base)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
-            if !ok {
+            if !is_http_url(base) {
                 return Err(InvalidSetting::new(
                     format!("emote_api.{}", provider.name()),
                     format!("{base:?} is not an http(s) URL"),
                 ));
             }
         }
+        for (key, url, optional) in [
+            ("history_url", &self.history_url, true),
+            ("api_url", &self.api_url, false),
+            ("auth_url", &self.auth_url, false),
+        ] {
+            if optional && url.is_empty() {
+                continue;
+            }
+            if !is_http_url(url) {
+                return Err(InvalidSetting::new(
+                    key,
+                    format!("{url:?} is not an http(s) URL"),
+                ));
+            }
+        }
+        if self.send == SendVia::Api {
+            for (key, empty) in [
+                ("client_id", self.client_id.is_empty()),
+                ("client_secret", self.client_secret.is_empty()),
+                ("refresh_token", self.refresh_token.is_empty()),
+            ] {
+                if empty {
+                    return Err(InvalidSetting::new(
+                        key,
+                        "send = \"api\" needs client_id, client_secret and refresh_token (Twitch's API)",
+                    ));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// Whether the account may use Twitch's API (Helix).
+    pub fn has_api(&self) -> bool {
+        !self.client_id.is_empty() && !self.client_secret.is_empty() && !self.refresh_token.is_empty()
     }
 
     pub fn is_anonymous(&self) -> bool {
@@ -151,6 +235,10 @@ impl TwitchConfig {
             tls: self.tls,
         })
     }
+}
+
+fn is_http_url(url: &str) -> bool {
+    url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
 }
 
 /// Where an account's IRC connections go.

@@ -1,11 +1,15 @@
-//! What Twitch sends, as chat events: PRIVMSG → `message`, CLEARMSG → `delete`,
+//! What Twitch sends, as chat events: PRIVMSG → `message`, USERNOTICE →
+//! `notice` (see `notice`), CLEARMSG → `delete`,
 //! CLEARCHAT (a ban or timeout) → a `delete` of each of that user's recent
 //! messages, a refused login → an auth error. Our own login is ignored inbound.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-use twitch_irc::message::{AsRawIRC, ClearChatAction, PrivmsgMessage, ServerMessage};
+use twitch_irc::message::{
+    AsRawIRC, Badge, ClearChatAction, IRCMessage, PrivmsgMessage, RGBColor, ServerMessage,
+    TwitchUserBasics,
+};
 
 use super::emotes::{Catalog, Wants};
 use super::shared::Sessions;
@@ -40,19 +44,25 @@ impl Reader {
         }
     }
 
-    /// A Shared Chat copy: whether to store it, and where it came from.
-    /// `None`: not stored (the channel it was sent in is read: its own copy
-    /// is the one stored).
-    fn shared_origin(&self, m: &PrivmsgMessage, inbound: &Inbound) -> Option<Option<SharedChat>> {
-        let tags = &m.source.tags.0;
+    /// A Shared Chat copy (a message or a notice): whether to store it, and
+    /// where it came from. `None`: not stored (the channel it was sent in is
+    /// read: its own copy is the one stored).
+    fn shared_origin(
+        &self,
+        source: &IRCMessage,
+        channel_id: &str,
+        channel_login: &str,
+        inbound: &Inbound,
+    ) -> Option<Option<SharedChat>> {
+        let tags = &source.tags.0;
         let (Some(room), Some(id)) = (tags.get("source-room-id"), tags.get("source-id")) else {
             return Some(None);
         };
-        if room.is_empty() || *room == m.channel_id {
+        if room.is_empty() || room == channel_id {
             return Some(None);
         }
         if let Some(from) = self.sessions.login_of(room) {
-            self.sessions.seen(&from, &m.channel_login);
+            self.sessions.seen(&from, channel_login);
             if inbound.room_of(&format!("#{from}")).is_some() {
                 return None;
             }
@@ -63,6 +73,40 @@ impl Reader {
         }))
     }
 
+    /// The event a chat line (PRIVMSG) or notice (USERNOTICE) stores, as
+    /// live or from history, and its sender's login; `None` for anything
+    /// else, our own lines, and Shared Chat copies stored elsewhere.
+    pub fn chat_event(&self, msg: &ServerMessage, inbound: &Inbound) -> Option<(ChatEvent, String)> {
+        let (mut ev, source, channel_id, login) = match msg {
+            ServerMessage::Privmsg(m) => {
+                // Our own posts come back on other connections and from other
+                // instances with the same login; never re-publish them.
+                if !self.own_login.is_empty()
+                    && m.sender.login.eq_ignore_ascii_case(&self.own_login)
+                {
+                    return None;
+                }
+                let mut ev = privmsg_to_event(&self.bridge, m);
+                self.emotes
+                    .0
+                    .add_to(&m.channel_id, &m.message_text, &mut ev.emotes);
+                (ev, &m.source, &m.channel_id, &m.sender.login)
+            }
+            ServerMessage::UserNotice(n) => {
+                let mut ev = super::notice::usernotice_to_event(&self.bridge, n);
+                if let Some(text) = &n.message_text {
+                    self.emotes.0.add_to(&n.channel_id, text, &mut ev.emotes);
+                }
+                (ev, &n.source, &n.channel_id, &n.sender.login)
+            }
+            _ => return None,
+        };
+        let channel_login = ev.source.channel.trim_start_matches('#').to_string();
+        ev.shared_chat = self.shared_origin(source, channel_id, &channel_login, inbound)?;
+        Some((ev, login.clone()))
+    }
+
+    /// Read what `msg` tells into events and store them.
     pub async fn handle(
         &mut self,
         msg: ServerMessage,
@@ -85,25 +129,12 @@ impl Reader {
             msg => msg,
         };
         match msg {
-            ServerMessage::Privmsg(m) => {
-                // Our own posts come back on other connections and from other
-                // instances with the same login; never re-publish them.
-                if !self.own_login.is_empty()
-                    && m.sender.login.eq_ignore_ascii_case(&self.own_login)
-                {
-                    return Ok(());
+            ServerMessage::Privmsg(_) | ServerMessage::UserNotice(_) => {
+                if let Some((ev, login)) = self.chat_event(&msg, inbound) {
+                    self.recent
+                        .remember(&ev.source.channel, &login, &ev.source.message_id);
+                    inbound.publish(ev).await;
                 }
-                let Some(shared) = self.shared_origin(&m, inbound) else {
-                    return Ok(());
-                };
-                let mut ev = privmsg_to_event(&self.bridge, &m);
-                ev.shared_chat = shared;
-                self.emotes
-                    .0
-                    .add_to(&m.channel_id, &m.message_text, &mut ev.emotes);
-                self.recent
-                    .remember(&ev.source.channel, &m.sender.login, &m.message_id);
-                inbound.publish(ev).await;
             }
             ServerMessage::ClearChat(m) => {
                 // A timeout or ban removes the user's messages from chat: delete
@@ -181,50 +212,63 @@ pub fn privmsg_to_event(bridge: &str, m: &PrivmsgMessage) -> ChatEvent {
     } else {
         text
     };
-    let badges = badges_of(m);
-    let author = Author {
-        id: m.sender.id.clone(),
-        name: m.sender.name.clone(),
-        avatar_url: None,
-        color: m
-            .name_color
-            .map(|c| format!("#{:02X}{:02X}{:02X}", c.r, c.g, c.b)),
-        // Twitch's chat-bot badge is the only word it gives on that.
-        bot: badges.iter().any(|b| b == "bot"),
-        badges,
-        first_message: Some(m.source.tags.0.get("first-msg").is_some_and(|v| v == "1")),
-    };
+    let author = author_of(&m.sender, m.name_color, &m.source, &m.badges);
     let mut ev = ChatEvent::message(bridge, &channel, &m.message_id, author, text);
     ev.ts = m.server_timestamp;
     ev.reply_to = m
         .reply_parent
         .as_ref()
         .map(|p| event::message_id(bridge, &channel, &p.message_id));
-    let mut seen = HashSet::new();
-    for e in &m.emotes {
-        if seen.insert(e.code.clone()) {
-            ev.emotes.push(Emote {
-                zero_width: false,
-                name: e.code.clone(),
-                url: format!(
-                    "https://static-cdn.jtvnw.net/emoticons/v2/{}/default/dark/1.0",
-                    e.id
-                ),
-            });
-        }
-    }
+    ev.emotes = twitch_emotes(&m.emotes);
     ev
+}
+
+/// A Twitch sender as an event's author.
+pub(super) fn author_of(
+    sender: &TwitchUserBasics,
+    color: Option<RGBColor>,
+    source: &IRCMessage,
+    badges: &[Badge],
+) -> Author {
+    let badges = badges_of(source, badges);
+    Author {
+        id: sender.id.clone(),
+        name: sender.name.clone(),
+        avatar_url: None,
+        color: color.map(|c| format!("#{:02X}{:02X}{:02X}", c.r, c.g, c.b)),
+        // Twitch's chat-bot badge is the only word it gives on that.
+        bot: badges.iter().any(|b| b == "bot"),
+        badges,
+        first_message: Some(source.tags.0.get("first-msg").is_some_and(|v| v == "1")),
+    }
+}
+
+/// Twitch's own emotes of a line, each name once.
+pub(super) fn twitch_emotes(emotes: &[twitch_irc::message::Emote]) -> Vec<Emote> {
+    let mut seen = HashSet::new();
+    emotes
+        .iter()
+        .filter(|e| seen.insert(e.code.clone()))
+        .map(|e| Emote {
+            zero_width: false,
+            name: e.code.clone(),
+            url: format!(
+                "https://static-cdn.jtvnw.net/emoticons/v2/{}/default/dark/1.0",
+                e.id
+            ),
+        })
+        .collect()
 }
 
 /// The sender's badges in the fixed vocabulary of events. A Shared Chat copy
 /// carries the sender's badges of the channel it was sent in (`source-badges`).
-fn badges_of(m: &PrivmsgMessage) -> Vec<String> {
-    let mut names: Vec<String> = match m.source.tags.0.get("source-badges") {
+fn badges_of(source: &IRCMessage, badges: &[Badge]) -> Vec<String> {
+    let mut names: Vec<String> = match source.tags.0.get("source-badges") {
         Some(src) => src
             .split(',')
             .filter_map(|b| b.split_once('/').map(|(n, _)| n.to_string()))
             .collect(),
-        None => m.badges.iter().map(|b| b.name.clone()).collect(),
+        None => badges.iter().map(|b| b.name.clone()).collect(),
     };
     names.dedup();
     let mut out: Vec<String> = Vec::new();

@@ -8,20 +8,25 @@ mod config;
 mod connection;
 mod emotes;
 mod gate;
+mod helix;
+mod history;
+mod via_api;
 mod inbound;
 mod lenient;
 mod markup;
+mod notice;
 mod outbox;
 mod providers;
 mod shared;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use twitch_irc::ClientConfig;
 use twitch_irc::login::StaticLoginCredentials;
+use twitch_irc::message::ServerMessage;
 
 use crate::bridge::{
     Account, Action, Bridge, BridgeContext, BridgeError, BuildError, DeliverError, DeliverFailure,
@@ -31,7 +36,7 @@ use crate::config::{CommonBridgeConfig, InvalidChannel, InvalidSetting, NoOption
 use crate::ratelimit::Rate;
 use crate::render;
 
-pub use config::{Endpoint, TwitchConfig};
+pub use config::{Endpoint, SendVia, TwitchConfig};
 pub use inbound::privmsg_to_event;
 
 /// The Twitch platform.
@@ -58,7 +63,11 @@ impl Platform for Twitch {
                 account: account.name.to_string(),
                 setting: InvalidSetting::new("server", "not host:port"),
             })?;
+        let http = providers::client(Duration::from_secs(10));
+        let helix = helix::Helix::new(account.settings, http.clone()).map(Arc::new);
         Ok(Arc::new(TwitchBridge {
+            http,
+            helix,
             name: account.name.to_string(),
             common: account.common.clone(),
             cfg: account.settings.clone(),
@@ -72,6 +81,10 @@ impl Platform for Twitch {
 }
 
 pub struct TwitchBridge {
+    /// For the recent-messages service.
+    http: reqwest::Client,
+    /// Twitch's API, when the account has credentials for it.
+    helix: Option<Arc<helix::Helix>>,
     name: String,
     common: CommonBridgeConfig,
     cfg: TwitchConfig,
@@ -197,6 +210,8 @@ impl Bridge for TwitchBridge {
             self.sessions.clone(),
             (self.emotes.clone(), wants),
         );
+        // The connection each channel last caught up on.
+        let mut caught_up: HashMap<String, u64> = HashMap::new();
         let mut check = tokio::time::interval(Duration::from_millis(250));
         check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut all_joined = false;
@@ -220,7 +235,23 @@ impl Bridge for TwitchBridge {
                         return Err(BridgeError::Ended("twitch client stopped"));
                     };
                     self.answer(&msg);
+                    let joined = match &msg {
+                        ServerMessage::RoomState(r) => Some(format!("#{}", r.channel_login)),
+                        _ => None,
+                    };
                     reader.handle(msg, &ctx.inbound).await?;
+                    if let Some(channel) = joined
+                        && caught_up.get(&channel) != Some(&gate.generation())
+                    {
+                        // Joined on a new connection: what was said since the
+                        // last one is not coming over IRC. Read it before the
+                        // lines queued behind this one.
+                        caught_up.insert(channel.clone(), gate.generation());
+                        tokio::select! {
+                            _ = self.catch_up(&ctx, &reader, &channel) => {}
+                            _ = ctx.give_up.cancelled() => return Ok(()),
+                        }
+                    }
                     gate.took();
                 }
                 _ = check.tick() => {
@@ -256,12 +287,29 @@ impl Bridge for TwitchBridge {
     }
 
     async fn deliver(&self, d: Delivery<'_>) -> Result<Posted, DeliverFailure> {
-        let parts = match d.action {
-            Action::Post { parts, .. } => parts,
-            // Twitch cannot edit, and we do not learn the ids of our own messages
-            // to delete them: both are no-ops.
+        let (parts, reply_to) = match d.action {
+            Action::Post {
+                parts,
+                first,
+                reply_to,
+            } => (parts, reply_to.filter(|_| first == 0)),
+            // A copy sent through the API has Twitch's id: a moderator's
+            // delete removes it.
+            Action::Delete { target } if !target.ids.is_empty() => {
+                return self.delete_api(d.channel, target).await;
+            }
+            // Twitch cannot edit, and a line sent over IRC has no id we
+            // learn to delete it by: both are no-ops.
             Action::Edit { .. } | Action::Delete { .. } => return Ok(Posted::default()),
         };
+        let login = d.channel.trim_start_matches('#').to_string();
+        if self.already_seen_in(d.event, &login) {
+            tracing::debug!(event_id = %d.event.id, channel = d.channel, "its viewers saw it already (shared chat)");
+            return Ok(Posted::default());
+        }
+        if self.cfg.send == SendVia::Api {
+            return self.send_api(parts, &login, reply_to).await;
+        }
         if self.cfg.is_anonymous() {
             return Err(DeliverError::reject("the twitch login is anonymous (read-only)").into());
         }
@@ -271,11 +319,6 @@ impl Bridge for TwitchBridge {
             .await
             .clone()
             .ok_or_else(|| DeliverError::retry("not connected to twitch"))?;
-        let login = d.channel.trim_start_matches('#').to_string();
-        if self.already_seen_in(d.event, &login) {
-            tracing::debug!(event_id = %d.event.id, channel = d.channel, "its viewers saw it already (shared chat)");
-            return Ok(Posted::default());
-        }
         post_parts(parts, |_, part| {
             let line = markup::guard_command(&render::single_line(part));
             let (link, login) = (&link, login.clone());

@@ -1,0 +1,67 @@
+//! A room's `notices`: which types of a platform's event messages (Twitch
+//! USERNOTICE `msg-id`s) are relayed to the room's other channels. The chat
+//! page shows every type whatever the list says.
+
+use serde_json::Value;
+
+/// Which notice types a room relays (docs/events.md §3, kind `notice`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notices {
+    /// Every type (`notices = "all"`).
+    All,
+    /// The types named, lower-cased (`[]`: none).
+    Only(Vec<String>),
+}
+
+impl Default for Notices {
+    /// Announcements are said to the whole community; subs and raids are the
+    /// channel's own business unless the room says otherwise.
+    fn default() -> Self {
+        Notices::Only(vec!["announcement".to_string()])
+    }
+}
+
+impl Notices {
+    /// Whether notices of type `kind` are relayed.
+    pub fn relays(&self, kind: &str) -> bool {
+        match self {
+            Notices::All => true,
+            Notices::Only(types) => types.iter().any(|t| t.eq_ignore_ascii_case(kind)),
+        }
+    }
+
+    /// The value of a room's `notices` key, or what is wrong with it.
+    pub fn parse(v: &Value) -> Result<Notices, String> {
+        const EXPECTED: &str = "expected \"all\" or a list of notice types such as [\"announcement\", \"raid\"]";
+        match v {
+            Value::String(s) if s.eq_ignore_ascii_case("all") => Ok(Notices::All),
+            Value::Array(items) => items
+                .iter()
+                .map(|item| match item {
+                    Value::String(t) if !t.trim().is_empty() => Ok(t.trim().to_lowercase()),
+                    _ => Err(EXPECTED.to_string()),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Notices::Only),
+            _ => Err(EXPECTED.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn announcements_by_default_all_or_a_list_or_none_when_said() {
+        assert!(Notices::default().relays("announcement"));
+        assert!(!Notices::default().relays("sub"));
+        assert_eq!(Notices::parse(&json!("all")), Ok(Notices::All));
+        let some = Notices::parse(&json!(["Raid", "sub"])).unwrap();
+        assert!(some.relays("raid") && some.relays("sub") && !some.relays("announcement"));
+        assert!(!Notices::parse(&json!([])).unwrap().relays("announcement"));
+        assert!(Notices::parse(&json!("some")).is_err());
+        assert!(Notices::parse(&json!([1])).is_err());
+    }
+}

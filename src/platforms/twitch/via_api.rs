@@ -1,0 +1,97 @@
+//! Sending through Twitch's API (`send = "api"`): each message goes out with
+//! Send Chat Message, whose answer decides it. `is_sent` accepts it (with
+//! Twitch's id, so a reply or a delete can find the copy later); a
+//! `drop_reason` rejects it for good (logged and counted by the router), or
+//! for now where the reason passes (Twitch's pace, slow mode). A 429 waits
+//! until `Ratelimit-Reset`; the router keeps each channel's order throughout.
+
+use super::TwitchBridge;
+use super::helix::{HelixError, Verdict, drop_is_transient};
+use super::markup;
+use crate::bridge::{DeliverError, DeliverFailure, Posted, post_parts};
+use crate::render;
+
+/// What the router does with an API call that did not answer.
+fn api_error(e: HelixError) -> DeliverError {
+    match e {
+        HelixError::RateLimited(after) => DeliverError::RateLimited(after),
+        e if e.is_transient() => DeliverError::retry(e),
+        e => DeliverError::reject(e),
+    }
+}
+
+impl TwitchBridge {
+    fn helix(&self) -> Result<&super::helix::Helix, DeliverError> {
+        self.helix.as_deref().ok_or_else(|| {
+            DeliverError::reject("send = \"api\" needs client_id, client_secret and refresh_token")
+        })
+    }
+
+    /// The user id of channel `login`: from its ROOMSTATE when we read it,
+    /// else from the API.
+    async fn broadcaster_id(&self, login: &str) -> Result<String, DeliverError> {
+        match self.sessions.room_id_of(login) {
+            Some(id) => Ok(id),
+            None => self.helix()?.user_id(login).await.map_err(api_error),
+        }
+    }
+
+    /// Post `parts` to channel `login` through the API; the first answers
+    /// `reply_to` where that copy has a Twitch id.
+    pub(super) async fn send_api(
+        &self,
+        parts: &[String],
+        login: &str,
+        reply_to: Option<&Posted>,
+    ) -> Result<Posted, DeliverFailure> {
+        let helix = self.helix()?;
+        let broadcaster = self.broadcaster_id(login).await?;
+        let reply = reply_to.and_then(|p| p.ids.first()).map(String::as_str);
+        post_parts(parts, |i, part| {
+            let line = markup::guard_command(&render::single_line(part));
+            let broadcaster = &broadcaster;
+            async move {
+                if line.is_empty() {
+                    return Ok(None);
+                }
+                let reply = reply.filter(|_| i == 0);
+                match helix
+                    .send_chat(broadcaster, &line, reply)
+                    .await
+                    .map_err(api_error)?
+                {
+                    Verdict::Sent { message_id } => Ok(Some(message_id)),
+                    Verdict::Dropped { code, message } if drop_is_transient(&code) => Err(
+                        DeliverError::retry(format!("twitch held the message back ({code}): {message}")),
+                    ),
+                    Verdict::Dropped { code, message } => Err(DeliverError::reject(format!(
+                        "twitch dropped the message ({code}): {message}"
+                    ))),
+                }
+            }
+        })
+        .await
+    }
+
+    /// Remove a copy sent through the API (the account must be a moderator
+    /// of the channel, with `moderator:manage:chat_messages`).
+    pub(super) async fn delete_api(
+        &self,
+        channel: &str,
+        target: &Posted,
+    ) -> Result<Posted, DeliverFailure> {
+        let helix = self.helix()?;
+        let broadcaster = self
+            .broadcaster_id(channel.trim_start_matches('#'))
+            .await?;
+        for id in &target.ids {
+            match helix.delete_chat(&broadcaster, id).await {
+                Ok(()) => {}
+                // Already gone.
+                Err(HelixError::Status { status: 404, .. }) => {}
+                Err(e) => return Err(api_error(e).into()),
+            }
+        }
+        Ok(Posted::default())
+    }
+}

@@ -31,7 +31,7 @@ pub use inbound::{EventStore, Inbound, StoreError};
 pub use media::{MAX_MEDIA, Media, MediaError, MediaIndex};
 pub use platform::{Account, AccountChannel, AnyPlatform, BuildError, Descriptor, Platform};
 pub use recheck::Found;
-pub use render::{default_render, render_text_only};
+pub use render::{default_render, notice_text, render_text_only};
 pub use supervise::supervise;
 
 /// Why a bridge's connection ended.

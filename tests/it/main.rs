@@ -18,6 +18,7 @@ mod ha;
 mod hold;
 mod http;
 mod media;
+mod notices;
 mod page;
 mod properties;
 mod readiness;

@@ -25,11 +25,19 @@ pub fn repair(
         return None;
     }
     let mut msg = line.clone();
-    let mut repaired = Vec::new();
+    let mut repaired: Vec<&'static str> = Vec::new();
     loop {
         let err = match ServerMessage::try_from(msg.clone()) {
             Ok(ServerMessage::Generic(_)) => return None,
-            Ok(parsed) => return Some(Ok((parsed, repaired))),
+            Ok(mut parsed) => {
+                // A notice's stood-in details are not what Twitch said.
+                if let ServerMessage::UserNotice(n) = &mut parsed {
+                    for key in repaired.iter().filter(|k| k.starts_with("msg-param-")) {
+                        n.source.tags.0.remove(*key);
+                    }
+                }
+                return Some(Ok((parsed, repaired)));
+            }
             Err(e) => e,
         };
         let key = match &err {
@@ -38,7 +46,7 @@ pub fn repair(
             | ServerMessageParseError::MissingTagValue(_, key) => *key,
             _ => return Some(Err(err)),
         };
-        if repaired.len() >= MAX_REPAIRS || repaired.contains(&key) {
+        if repaired.len() >= MAX_REPAIRS || repaired.iter().filter(|k| **k == key).count() >= 2 {
             return Some(Err(err));
         }
         let Some(value) = stand_in(&msg, key) else {
@@ -54,11 +62,14 @@ pub fn repair(
 /// server's time where a time is; `None` where nothing can stand in (which
 /// message a CLEARMSG deletes).
 fn stand_in(msg: &IRCMessage, key: &str) -> Option<String> {
+    // A chat line names its sender in its prefix; a notice (from
+    // tmi.twitch.tv) in its `login` tag.
     let login = || {
-        msg.prefix.as_ref().and_then(|p| match p {
+        let from_prefix = msg.prefix.as_ref().and_then(|p| match p {
             twitch_irc::message::IRCPrefix::Full { nick, .. } => Some(nick.clone()),
             twitch_irc::message::IRCPrefix::HostOnly { .. } => None,
-        })
+        });
+        from_prefix.or_else(|| msg.tags.0.get("login").filter(|l| !l.is_empty()).cloned())
     };
     match key {
         "emotes" | "badges" | "badge-info" | "color" | "emote-sets" | "source-badges"
@@ -80,6 +91,13 @@ fn stand_in(msg: &IRCMessage, key: &str) -> Option<String> {
         // A message without an id: one derived from what it is, so that two
         // instances reading it store it once.
         "id" => Some(derived_id(msg)),
+        // A notice's detail: absent reads as empty, malformed (a count that
+        // is not a number) as zero.
+        k if k.starts_with("msg-param-") => Some(if msg.tags.0.contains_key(k) {
+            "0".to_string()
+        } else {
+            String::new()
+        }),
         _ => None,
     }
 }

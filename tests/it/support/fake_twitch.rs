@@ -191,6 +191,20 @@ impl FakeTwitch {
         self.sent(channel).await
     }
 
+    /// Wait until a PRIVMSG to `channel` ends with `last`; returns the texts
+    /// of every PRIVMSG to `channel` so far.
+    pub async fn wait_for_line(&self, channel: &str, last: &str, timeout: Duration) -> Vec<String> {
+        let ch = channel.to_string();
+        self.wait_for(&format!("{last:?} in {channel}"), timeout, |lines| {
+            lines
+                .iter()
+                .filter_map(|l| parse_privmsg(l))
+                .any(|s| s.channel == ch && s.text.ends_with(last))
+        })
+        .await;
+        self.sent(channel).await
+    }
+
     /// Connections that joined `channel`.
     pub async fn joined_connections(&self, channel: &str) -> usize {
         let conns = self.state.conns.lock().await;
@@ -238,44 +252,12 @@ impl FakeTwitch {
         text: &str,
         extra_tags: &str,
     ) {
-        // Twitch's tags, as it sends them; `extra_tags` adds to or replaces them.
-        let mut tags: Vec<(String, String)> = [
-            ("badge-info", ""),
-            ("badges", ""),
-            ("color", "#0000FF"),
-            ("display-name", display),
-            ("emotes", ""),
-            ("first-msg", "0"),
-            ("flags", ""),
-            ("id", id),
-            ("mod", "0"),
-            ("returning-chatter", "0"),
-            ("room-id", &room_id(channel)),
-            ("subscriber", "0"),
-            ("tmi-sent-ts", &now_ms().to_string()),
-            ("turbo", "0"),
-            ("user-id", &format!("1{}", login.len())),
-            ("user-type", ""),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-        for kv in extra_tags.split(';').filter(|kv| !kv.is_empty()) {
-            if let Some(k) = kv.strip_prefix('-') {
-                tags.retain(|(key, _)| key != k);
-                continue;
-            }
-            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            match tags.iter_mut().find(|(key, _)| key == k) {
-                Some(t) => t.1 = v.to_string(),
-                None => tags.push((k.to_string(), v.to_string())),
-            }
-        }
-        let tags: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let line = format!(
-            "@{} :{login}!{login}@{login}.tmi.twitch.tv PRIVMSG {channel} :{text}",
-            tags.join(";")
-        );
+        let line = privmsg_line(channel, login, display, id, text, extra_tags);
+        self.broadcast(channel, line).await;
+    }
+
+    /// Send `line` as it is to every connection joined to `channel`.
+    pub async fn raw(&self, channel: &str, line: String) {
         self.broadcast(channel, line).await;
     }
 
@@ -311,6 +293,56 @@ impl FakeTwitch {
         }
         assert!(delivered, "no connection has joined {channel}");
     }
+}
+
+/// A PRIVMSG line as Twitch sends it, with a given id and extra tags (`k=v;…`;
+/// `-k` leaves tag `k` out).
+pub fn privmsg_line(
+    channel: &str,
+    login: &str,
+    display: &str,
+    id: &str,
+    text: &str,
+    extra_tags: &str,
+) -> String {
+    // Twitch's tags, as it sends them; `extra_tags` adds to or replaces them.
+    let mut tags: Vec<(String, String)> = [
+        ("badge-info", ""),
+        ("badges", ""),
+        ("color", "#0000FF"),
+        ("display-name", display),
+        ("emotes", ""),
+        ("first-msg", "0"),
+        ("flags", ""),
+        ("id", id),
+        ("mod", "0"),
+        ("returning-chatter", "0"),
+        ("room-id", &room_id(channel)),
+        ("subscriber", "0"),
+        ("tmi-sent-ts", &now_ms().to_string()),
+        ("turbo", "0"),
+        ("user-id", &format!("1{}", login.len())),
+        ("user-type", ""),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for kv in extra_tags.split(';').filter(|kv| !kv.is_empty()) {
+        if let Some(k) = kv.strip_prefix('-') {
+            tags.retain(|(key, _)| key != k);
+            continue;
+        }
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        match tags.iter_mut().find(|(key, _)| key == k) {
+            Some(t) => t.1 = v.to_string(),
+            None => tags.push((k.to_string(), v.to_string())),
+        }
+    }
+    let tags: Vec<String> = tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!(
+        "@{} :{login}!{login}@{login}.tmi.twitch.tv PRIVMSG {channel} :{text}",
+        tags.join(";")
+    )
 }
 
 /// The Twitch user id of a channel's owner (its `room-id`), stable per name.

@@ -7,6 +7,7 @@ pub mod fake_discord;
 pub mod fake_emotes;
 pub mod fake_slack;
 pub mod fake_twitch;
+pub mod fake_twitch_api;
 pub mod http;
 pub mod nats;
 pub mod platform;

@@ -26,3 +26,4 @@ mod recheck;
 mod slack;
 mod stop;
 mod twitch;
+mod twitch_history;

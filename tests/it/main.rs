@@ -15,6 +15,7 @@ mod discord;
 mod event;
 mod faults;
 mod ha;
+mod helix;
 mod hold;
 mod http;
 mod media;

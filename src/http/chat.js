@@ -12,6 +12,7 @@
   const hideBots = q.get("hide_bots") === "1";
   const hideCommands = q.get("hide_commands") === "1";
   const showBadges = q.get("badges") !== "0";
+  const showNotices = q.get("notices") !== "0";
   const max = Math.min(Math.max(parseInt(q.get("max"), 10) || 50, 1), 500);
   // The room's moderation hold, unless this page asks for another (?hold=0).
   const askedHold = q.has("hold") ? parseDuration(q.get("hold")) : null;
@@ -206,6 +207,7 @@
   }
 
   function visible(ev) {
+    if (ev.kind === "notice" && !showNotices) return false;
     if (platforms && !platforms.has(ev.source.bridge.toLowerCase())) return false;
     if (hideBots && ev.author && ev.author.bot) return false;
     if (hideCommands && plain(ev).trim().startsWith("!")) return false;
@@ -234,12 +236,49 @@
     if (held.length > 0) holdTimer = setTimeout(release, held[0].due - Date.now());
   }
 
+  // A notice (a sub, a raid, an announcement): what it is, by type. A Shared
+  // Chat notice is what it was in the channel it was sent in.
+  const NOTICE_GROUPS = {
+    announcement: "announcement", raid: "raid", unraid: "raid", viewermilestone: "milestone",
+    bitsbadgetier: "bits", onetapgiftredeemed: "bits", charitydonation: "bits",
+  };
+  const ANNOUNCE_COLORS = new Set(["primary", "blue", "green", "orange", "purple"]);
+  function noticeType(n) {
+    const p = n.params || {};
+    return String(n.type === "sharedchatnotice" && p["source-msg-id"] ? p["source-msg-id"] : n.type || "");
+  }
+  function noticeGroup(type) {
+    if (NOTICE_GROUPS[type]) return NOTICE_GROUPS[type];
+    return /sub|gift|upgrade|payforward/.test(type) ? "sub" : "other";
+  }
+  function noticeHead(ev, row) {
+    const n = ev.notice || {};
+    const type = noticeType(n);
+    const group = noticeGroup(type);
+    row.classList.add("event", "k-" + group);
+    let line = n.system_text || type;
+    if (group === "announcement") {
+      const c = String((n.params || {}).color || "primary").toLowerCase();
+      row.classList.add("c-" + (ANNOUNCE_COLORS.has(c) ? c : "primary"));
+      line = "Announcement";
+    }
+    const head = el("span", "event-line");
+    head.append(source(ev), el("span", "", line));
+    row.appendChild(head);
+  }
+
+  function source(ev) {
+    const bridge = ev.source.bridge;
+    return el("span", "src b-" + bridge.replace(/[^a-z0-9_-]/gi, ""), bridge);
+  }
+
   function show(ev) {
     const name = (ev.author && ev.author.name) || "someone";
     authors.set(ev.id, name);
     const row = el("div", "msg");
     row.dataset.id = ev.id;
     row.dataset.author = (ev.author && ev.author.id) || "";
+    if (ev.kind === "notice") noticeHead(ev, row);
     if (ev.author && ev.author.first_message === true) {
       row.classList.add("first");
       row.appendChild(el("span", "first-tag", "First message"));
@@ -250,8 +289,8 @@
     }
     const t = new Date(ev.ts);
     if (!overlay && !isNaN(t)) row.appendChild(el("span", "time", t.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })));
-    const bridge = ev.source.bridge;
-    row.appendChild(el("span", "src b-" + bridge.replace(/[^a-z0-9_-]/gi, ""), bridge));
+    // A notice names its platform in its first line.
+    if (ev.kind !== "notice") row.appendChild(source(ev));
     if (showBadges && ev.author && Array.isArray(ev.author.badges)) {
       const icons = ev.author.badges.map(badge).filter(Boolean);
       if (icons.length > 0) {
@@ -260,16 +299,18 @@
         row.appendChild(span);
       }
     }
+    // A notice without words of the user's is its line alone.
+    const said = ev.kind !== "notice" || (ev.text || "") !== "";
     const n = el("span", "name", name);
     n.style.color = nameColor(ev);
-    row.appendChild(n);
+    if (said) row.appendChild(n);
     const text = el("span", "text");
     markup(ev.text || "", emoteMap(ev), text);
     for (const a of ev.attachments || []) {
       const u = safeUrl(a.url);
       if (u) { text.appendChild(document.createTextNode(" ")); text.appendChild(link(u, a.name || u)); }
     }
-    row.appendChild(text);
+    if (said) row.appendChild(text);
     byId.set(ev.id, row);
     log.appendChild(row);
     while (byId.size > max) { const first = log.querySelector(".msg"); if (!first) break; drop(first); }
@@ -314,6 +355,7 @@
   es.onopen = () => { dot.classList.add("on"); dot.title = "live"; };
   es.onerror = () => { dot.classList.remove("on"); dot.title = "reconnecting"; };
   es.addEventListener("message", e => { const ev = parse(e); if (ev) add(ev); });
+  es.addEventListener("notice", e => { const ev = parse(e); if (ev) add(ev); });
   es.addEventListener("edit", e => { const ev = parse(e); if (ev) edit(ev); });
   es.addEventListener("delete", e => { const ev = parse(e); if (ev) remove(ev); });
   es.addEventListener("gap", () => { if (!overlay) log.appendChild(el("div", "notice", "Older messages are no longer available.")); });

@@ -21,6 +21,7 @@ mod http;
 mod media;
 mod notices;
 mod page;
+mod page_notices;
 mod properties;
 mod readiness;
 mod recheck;

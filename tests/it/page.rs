@@ -17,18 +17,18 @@ use serde_json::{Value, json};
 
 const TOKEN: &str = "page-token";
 
-struct Page {
+pub(crate) struct Page {
     _nats: NatsServer,
-    fake: FakeTwitch,
-    jb: Jetbridge,
+    pub(crate) fake: FakeTwitch,
+    pub(crate) jb: Jetbridge,
     addr: String,
-    browser: Browser,
+    pub(crate) browser: Browser,
 }
 
 /// jetbridge reading Twitch `#alpha` (room `lobby`, with `lobby_keys`) and
 /// `#beta` (room `other`, with `other_keys`), sending with [`TOKEN`];
 /// `twitch_keys` adds to the Twitch account.
-async fn setup(lobby_keys: &str, other_keys: &str, twitch_keys: &str) -> Page {
+pub(crate) async fn setup(lobby_keys: &str, other_keys: &str, twitch_keys: &str) -> Page {
     let nats = NatsServer::start();
     let fake = FakeTwitch::start().await;
     let port = free_port();
@@ -67,7 +67,7 @@ async fn setup(lobby_keys: &str, other_keys: &str, twitch_keys: &str) -> Page {
 
 impl Page {
     /// Open room `room` with the URL options `query` and wait until it is live.
-    async fn open(&mut self, room: &str, query: &str) {
+    pub(crate) async fn open(&mut self, room: &str, query: &str) {
         let url = format!("http://{}/rooms/{room}{query}", self.addr);
         self.browser.open(&url).await;
         self.browser.wait_live().await;
@@ -102,7 +102,7 @@ impl Page {
         assert!(error.as_str().unwrap().starts_with(prefix), "{error}");
     }
 
-    async fn json(&mut self, js: &str) -> Value {
+    pub(crate) async fn json(&mut self, js: &str) -> Value {
         let v = self.browser.eval(&format!("JSON.stringify({js})")).await;
         serde_json::from_str(v.as_str().unwrap_or("null")).unwrap()
     }

@@ -102,7 +102,7 @@ mod tests {
             assert!(!ev.author.as_ref().unwrap().name.is_empty(), "{line}");
             n += 1;
         }
-        assert_eq!(n, 29);
+        assert_eq!(n, 30);
     }
 
     #[test]

@@ -125,7 +125,7 @@ impl Browser {
     /// The rendered messages, as `[author, text]` pairs, top to bottom.
     pub async fn rows(&mut self) -> Vec<(String, String)> {
         let v = self
-            .eval("JSON.stringify([...document.querySelectorAll('.msg')].map(r => [r.querySelector('.name').textContent, r.querySelector('.text').textContent]))")
+            .eval("JSON.stringify([...document.querySelectorAll('.msg')].map(r => [(r.querySelector('.name') || {}).textContent || '', (r.querySelector('.text') || {}).textContent || '']))")
             .await;
         serde_json::from_str(v.as_str().unwrap_or("[]")).unwrap()
     }

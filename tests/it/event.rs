@@ -35,6 +35,38 @@ fn round_trips_and_ignores_unknown_fields() {
 }
 
 #[test]
+fn a_kind_newer_than_this_build_reads_as_unknown_and_a_notice_round_trips() {
+    let mut v: serde_json::Value = serde_json::from_slice(
+        &ChatEvent::message("web", "api", "01J", Author::default(), "x".into()).to_json(),
+    )
+    .unwrap();
+    v["kind"] = serde_json::json!("poll");
+    v["poll"] = serde_json::json!({"question": "pizza?"});
+    let ev: ChatEvent = serde_json::from_value(v).expect("a newer kind still reads");
+    assert_eq!(ev.kind, EventKind::Unknown);
+
+    let notice = ChatEvent::notice(
+        "twitch",
+        "#streamer",
+        "n1",
+        Author::default(),
+        "thanks!".into(),
+        event::Notice {
+            kind: "resub".into(),
+            system_text: "ann subscribed for 6 months!".into(),
+            params: [("cumulative-months".to_string(), "6".to_string())].into(),
+        },
+    );
+    let json: serde_json::Value = serde_json::from_slice(&notice.to_json()).unwrap();
+    assert_eq!(json["kind"], "notice");
+    assert_eq!(json["id"], "twitch:streamer:n1");
+    assert_eq!(json["notice"]["type"], "resub");
+    assert_eq!(json["notice"]["params"]["cumulative-months"], "6");
+    let back: ChatEvent = serde_json::from_value(json).unwrap();
+    assert_eq!(back.notice, notice.notice);
+}
+
+#[test]
 fn ids_are_deterministic() {
     assert_eq!(
         event::message_id("twitch", "#Streamer", "x"),
@@ -106,6 +138,17 @@ fn schema_describes_the_event() {
         "attachments",
     ] {
         assert!(props.contains_key(k), "schema lacks {k}");
+    }
+    // Every kind this build writes, and what a notice carries.
+    let kinds = schema["$defs"]["EventKind"].to_string();
+    for k in ["message", "edit", "delete", "notice"] {
+        assert!(kinds.contains(&format!("\"{k}\"")), "{k} not in {kinds}");
+    }
+    assert!(!kinds.contains("unknown"), "never written: {kinds}");
+    assert!(props.contains_key("notice"));
+    let notice = schema["$defs"]["Notice"]["properties"].as_object().unwrap();
+    for k in ["type", "system_text", "params"] {
+        assert!(notice.contains_key(k), "notice lacks {k}");
     }
     let (code, out, _) = support::run_cli(&["schema"], &[]);
     assert_eq!(code, 0);

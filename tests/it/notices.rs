@@ -194,3 +194,34 @@ async fn a_shared_chat_notice_is_stored_once_and_not_relayed_inside_the_session(
     // #alpha and #beta are in one session: their viewers saw it already.
     assert!(fake.sent("#beta").await.is_empty(), "{:?}", fake.sent("#beta").await);
 }
+
+#[tokio::test]
+async fn a_kind_this_build_does_not_know_is_passed_by_and_chat_goes_on() {
+    let nats = NatsServer::start();
+    let fake = FakeTwitch::start().await;
+    let config = ConfigBuilder::new(&nats)
+        .section("twitch", &fake.section())
+        .room("lobby", &["twitch:#src", "twitch:#dst"])
+        .build();
+    let jb = Jetbridge::start(&config);
+    fake.wait_joined(&["#src", "#dst"], WAIT).await;
+    let js = js(&nats.url()).await;
+    fake.privmsg("#src", "ann", "Ann", "before").await;
+    fake.wait_for_line("#dst", "before", WAIT).await;
+    // What a later version might write: a kind and a field this one lacks.
+    let mut ev = jetbridge::event::ChatEvent::web("lobby", "someone", "a poll".into());
+    ev.room = "lobby".into();
+    let mut v: serde_json::Value = serde_json::from_slice(&ev.to_json()).unwrap();
+    v["kind"] = serde_json::json!("poll");
+    v["poll"] = serde_json::json!({"question": "pizza?"});
+    js.publish(ev.subject(), serde_json::to_vec(&v).unwrap().into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    fake.privmsg("#src", "ann", "Ann", "after").await;
+    let dst = fake.wait_for_line("#dst", "after", WAIT).await;
+    assert_eq!(dst, ["[twitch] Ann: before", "[twitch] Ann: after"]);
+    wait_outbound_idle(&js, "twitch").await;
+    assert!(!jb.logs().contains("not a chat event"), "{}", jb.logs());
+}

@@ -16,8 +16,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Every event subject starts with this token.
 pub const SUBJECT_ROOT: &str = "chat";
 
-/// What happened. Kinds are additive (docs/events.md §3): a reader meets
-/// kinds newer than itself as [`EventKind::Unknown`] and passes them by.
+/// What happened. Kinds are additive (docs/events.md §3.5): a reader meets
+/// kinds newer than itself as `Unknown` and passes them by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum EventKind {

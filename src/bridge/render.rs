@@ -70,7 +70,7 @@ pub fn default_render<B: Bridge + ?Sized>(b: &B, event: &ChatEvent, channel: &st
 }
 
 /// How a relayed notice reads on another platform, in the common markup
-/// (before the bridge's own template; docs/events.md §3): what happened, then the user's own
+/// (before the bridge's own template; docs/events.md §3.4): what happened, then the user's own
 /// words. An announcement is its words under a megaphone; other types lead
 /// with Twitch's line in italics.
 pub fn notice_text(ev: &ChatEvent) -> String {

@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-/// Which notice types a room relays (docs/events.md §3, kind `notice`).
+/// Which notice types a room relays (docs/events.md §3.4).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notices {
     /// Every type (`notices = "all"`).

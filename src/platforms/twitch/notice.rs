@@ -1,5 +1,5 @@
 //! Twitch USERNOTICE (subs, resubs, gifts, raids, announcements, watch
-//! streaks, Shared Chat notices) as `notice` events (docs/events.md §3):
+//! streaks, Shared Chat notices) as `notice` events (docs/events.md §3.4):
 //! `notice.type` is the `msg-id` verbatim, `system_text` Twitch's own line
 //! (`system-msg`, which twitch-irc has unescaped), `params` the non-empty `msg-param-*`
 //! tags, and `text` the user's own words.

@@ -29,3 +29,4 @@ mod slack;
 mod stop;
 mod twitch;
 mod twitch_history;
+mod twitch_lines;

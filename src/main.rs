@@ -335,9 +335,10 @@ fn human(ev: &ChatEvent) -> String {
             ev.target.as_deref().unwrap_or("?")
         ),
         event::EventKind::Notice => {
-            let (kind, system) = ev.notice.as_ref().map_or(("?", ""), |n| {
-                (n.kind.as_str(), n.system_text.as_str())
-            });
+            let (kind, system) = ev
+                .notice
+                .as_ref()
+                .map_or(("?", ""), |n| (n.kind.as_str(), n.system_text.as_str()));
             let system = render::single_line(system);
             let said = match (system.is_empty(), text.is_empty()) {
                 (_, true) => system,

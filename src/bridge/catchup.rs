@@ -98,8 +98,7 @@ pub async fn catch_up_channel(
     };
     let recheck_from = (!common.backfill_recheck.is_zero()).then(|| {
         window.after_time
-            - chrono::Duration::from_std(common.backfill_recheck)
-                .unwrap_or(chrono::Duration::MAX)
+            - chrono::Duration::from_std(common.backfill_recheck).unwrap_or(chrono::Duration::MAX)
     });
     let read = match recheck_from {
         Some(from) => Window {

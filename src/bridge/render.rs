@@ -101,9 +101,18 @@ pub fn notice_text(ev: &ChatEvent) -> String {
 /// A mark for what kind of moment a notice is, as overlays show them.
 fn icon(kind: &str) -> &'static str {
     match kind {
-        "sub" | "resub" | "subgift" | "submysterygift" | "anonsubgift" | "anonsubmysterygift"
-        | "giftpaidupgrade" | "anongiftpaidupgrade" | "primepaidupgrade" | "extendsub"
-        | "standardpayforward" | "communitypayforward" => "⭐",
+        "sub"
+        | "resub"
+        | "subgift"
+        | "submysterygift"
+        | "anonsubgift"
+        | "anonsubmysterygift"
+        | "giftpaidupgrade"
+        | "anongiftpaidupgrade"
+        | "primepaidupgrade"
+        | "extendsub"
+        | "standardpayforward"
+        | "communitypayforward" => "⭐",
         "raid" => "🚀",
         "bitsbadgetier" | "onetapgiftredeemed" | "charitydonation" => "💎",
         "viewermilestone" => "🔥",

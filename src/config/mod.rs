@@ -23,11 +23,11 @@ use figment::providers::{Env, Format, Toml};
 use regex::Regex;
 use serde::Deserialize;
 
+pub use notices::Notices;
 pub use schema::{
     AccountSettings, ChannelOptions, InvalidChannel, InvalidSetting, NoOptions, PlatformSchema,
     options_as, settings_as,
 };
-pub use notices::Notices;
 pub use secret::{Secret, duration};
 
 /// Name reserved for the built-in web surface (HTTP API and chat page).

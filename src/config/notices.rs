@@ -32,7 +32,8 @@ impl Notices {
 
     /// The value of a room's `notices` key, or what is wrong with it.
     pub fn parse(v: &Value) -> Result<Notices, String> {
-        const EXPECTED: &str = "expected \"all\" or a list of notice types such as [\"announcement\", \"raid\"]";
+        const EXPECTED: &str =
+            "expected \"all\" or a list of notice types such as [\"announcement\", \"raid\"]";
         match v {
             Value::String(s) if s.eq_ignore_ascii_case("all") => Ok(Notices::All),
             Value::Array(items) => items

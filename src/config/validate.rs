@@ -14,8 +14,8 @@ use serde_json::{Map, Value};
 
 use super::{
     BridgeConfig, COMMON_KEYS, ChannelConfig, ChannelOptions, CommonBridgeConfig, Config,
-    Direction, HttpConfig, NatsConfig, Notices, PlatformSchema, Problem, ProblemKind, RoomConfig, Rules,
-    WEB_BRIDGE, is_valid_name, template_placeholders,
+    Direction, HttpConfig, NatsConfig, Notices, PlatformSchema, Problem, ProblemKind, RoomConfig,
+    Rules, WEB_BRIDGE, is_valid_name, template_placeholders,
 };
 
 // No deny_unknown_fields: serde ignores it with `flatten`; every other top-level

@@ -140,7 +140,10 @@ async fn a_copy_sent_through_the_api_answers_replies_and_is_deleted_with_its_ori
     fake.clearmsg("#src", "ann", &id, "oops").await;
     let deadline = tokio::time::Instant::now() + WAIT;
     while api.deleted().is_empty() {
-        assert!(tokio::time::Instant::now() < deadline, "no delete reached helix");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no delete reached helix"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     assert_eq!(api.deleted(), ["abc-123-def-0"]);
@@ -164,5 +167,8 @@ fn send_api_without_credentials_is_a_config_error_naming_the_key() {
         crate::support::run_cli(&["check", "--config", path.to_str().unwrap()], &[]);
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("user:write:chat"), "names the scope: {out}");
-    assert!(!out.contains(CLIENT_SECRET) && !out.contains(REFRESH_TOKEN), "{out}");
+    assert!(
+        !out.contains(CLIENT_SECRET) && !out.contains(REFRESH_TOKEN),
+        "{out}"
+    );
 }

@@ -119,10 +119,15 @@ async fn a_room_relays_the_types_it_lists_and_none_when_the_list_is_empty() {
     let (sent, _) = relayed_with("notices = [\"raid\", \"sub\"]").await;
     assert_eq!(sent.len(), 5, "{sent:#?}");
     assert!(
-        sent[0].starts_with("[twitch] fallenseraphhh: ⭐ fallenseraphhh subscribed with Twitch Prime."),
+        sent[0].starts_with(
+            "[twitch] fallenseraphhh: ⭐ fallenseraphhh subscribed with Twitch Prime."
+        ),
         "{sent:#?}"
     );
-    assert!(sent[1].starts_with("[twitch] iamelisabete: 🚀 "), "{sent:#?}");
+    assert!(
+        sent[1].starts_with("[twitch] iamelisabete: 🚀 "),
+        "{sent:#?}"
+    );
     // A Shared Chat notice counts as what it was where it was sent (a sub).
     assert!(
         sent[2].starts_with("[twitch] Sharer: ⭐ Sharer subscribed at Tier 1."),
@@ -156,7 +161,11 @@ async fn a_shared_chat_notice_is_stored_once_and_not_relayed_inside_the_session(
     let announce = |channel: &str, id: &str, extra: &str| {
         format!(
             "@badge-info=;badges=broadcaster/1;color=;display-name=Alpha;emotes=;flags=;id={id};login=alpha;mod=0;msg-id={};msg-param-color=GREEN;room-id={};subscriber=0;system-msg=;tmi-sent-ts=1726118378465;user-id={}{extra};user-type= :tmi.twitch.tv USERNOTICE {channel} :we share chat today",
-            if extra.is_empty() { "announcement" } else { "sharedchatnotice" },
+            if extra.is_empty() {
+                "announcement"
+            } else {
+                "sharedchatnotice"
+            },
             room_id(channel),
             room_id("#alpha"),
         )
@@ -192,7 +201,11 @@ async fn a_shared_chat_notice_is_stored_once_and_not_relayed_inside_the_session(
     assert_eq!(notices.len(), 1, "stored once: {notices:#?}");
     assert_eq!(notices[0].id, format!("twitch:alpha:{original}"));
     // #alpha and #beta are in one session: their viewers saw it already.
-    assert!(fake.sent("#beta").await.is_empty(), "{:?}", fake.sent("#beta").await);
+    assert!(
+        fake.sent("#beta").await.is_empty(),
+        "{:?}",
+        fake.sent("#beta").await
+    );
 }
 
 #[tokio::test]

@@ -27,7 +27,9 @@ async fn notices_show_what_they_are_styled_by_type_and_notices_0_hides_them() {
     for id in ["2a5c4a3e", "db25007f", "bb99dda7"] {
         p.fake.raw("#alpha", line(id)).await;
     }
-    p.fake.privmsg("#alpha", "zoe", "Zoe", "welcome raiders").await;
+    p.fake
+        .privmsg("#alpha", "zoe", "Zoe", "welcome raiders")
+        .await;
     p.browser
         .wait_rows("five rows", |rows| rows.len() == 5)
         .await;
@@ -51,7 +53,10 @@ async fn notices_show_what_they_are_styled_by_type_and_notices_0_hides_them() {
     assert_eq!(shown[2].1, "twitchronni has subscribed for 6 months!");
     assert_eq!(shown[2].2, "Great stream -- keep it up!");
     assert_eq!(shown[3].0, "msg event k-raid");
-    assert_eq!(shown[3].1, "twitch430 raiders from iamelisabete have joined!");
+    assert_eq!(
+        shown[3].1,
+        "twitch430 raiders from iamelisabete have joined!"
+    );
     assert_eq!(shown[3].2, "", "a notice without words is its line alone");
     let shot = p.browser.screenshot("overlay-notices.png").await;
     // The README shows this picture.

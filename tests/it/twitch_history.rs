@@ -98,7 +98,11 @@ async fn a_restart_relays_the_lines_said_meanwhile_once_each_in_order() {
     let texts: Vec<&str> = evs.iter().map(|e| e.text.as_str()).collect();
     // "two" was deleted on Twitch while jetbridge was away: its delete is
     // stored (with the id a live CLEARMSG gives).
-    assert_eq!(texts, ["one", "two", "", "three", "five", "six"], "{evs:#?}");
+    assert_eq!(
+        texts,
+        ["one", "two", "", "three", "five", "six"],
+        "{evs:#?}"
+    );
     assert_eq!(
         evs[2].id,
         format!("twitch:src:{deleted_later}:delete"),

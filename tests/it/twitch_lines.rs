@@ -32,7 +32,10 @@ fn lines_in(channel: &str) -> Vec<(String, String)> {
                 .strip_prefix("\u{1}ACTION ")
                 .and_then(|w| w.strip_suffix('\u{1}'))
                 .unwrap_or(words);
-            (format!("{head} PRIVMSG {channel} :{words}"), said.to_string())
+            (
+                format!("{head} PRIVMSG {channel} :{words}"),
+                said.to_string(),
+            )
         })
         .collect()
 }
@@ -56,7 +59,12 @@ async fn every_collected_chat_line_is_stored_once_with_its_text_and_author_and_r
     let evs = wait_stored(&js, "chat.lobby.twitch.src", lines.len()).await;
     let dst = fake.wait_sent("#dst", lines.len(), WAIT).await;
     wait_outbound_idle(&js, "twitch").await;
-    assert_eq!(stored(&js, "chat.>").await.len(), lines.len(), "{}", jb.logs());
+    assert_eq!(
+        stored(&js, "chat.>").await.len(),
+        lines.len(),
+        "{}",
+        jb.logs()
+    );
     for (i, ((_, said), ev)) in lines.iter().zip(&evs).enumerate() {
         assert_eq!(
             ev.source.message_id,

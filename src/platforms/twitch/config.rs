@@ -217,7 +217,9 @@ impl TwitchConfig {
 
     /// Whether the account may use Twitch's API (Helix).
     pub fn has_api(&self) -> bool {
-        !self.client_id.is_empty() && !self.client_secret.is_empty() && !self.refresh_token.is_empty()
+        !self.client_id.is_empty()
+            && !self.client_secret.is_empty()
+            && !self.refresh_token.is_empty()
     }
 
     pub fn is_anonymous(&self) -> bool {

@@ -277,7 +277,12 @@ impl Helix {
 
     /// The user id of channel `login`.
     pub async fn user_id(&self, login: &str) -> Result<String, HelixError> {
-        if let Some(id) = self.users.lock().unwrap_or_else(|e| e.into_inner()).get(login) {
+        if let Some(id) = self
+            .users
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(login)
+        {
             return Ok(id.clone());
         }
         let call = "users";
@@ -348,7 +353,11 @@ impl Helix {
 
     /// Delete message `message_id` from the chat of `broadcaster_id`, as a
     /// moderator there (`DELETE /moderation/chat`).
-    pub async fn delete_chat(&self, broadcaster_id: &str, message_id: &str) -> Result<(), HelixError> {
+    pub async fn delete_chat(
+        &self,
+        broadcaster_id: &str,
+        message_id: &str,
+    ) -> Result<(), HelixError> {
         let (_, me) = self.access(None).await?;
         self.call(
             "moderation/chat",
@@ -391,7 +400,10 @@ fn reset_in(resp: &reqwest::Response) -> Duration {
 }
 
 /// `resp` when it is a success, else its status and message as an error.
-async fn check(call: &'static str, resp: reqwest::Response) -> Result<reqwest::Response, HelixError> {
+async fn check(
+    call: &'static str,
+    resp: reqwest::Response,
+) -> Result<reqwest::Response, HelixError> {
     let status = resp.status();
     if status.is_success() {
         return Ok(resp);

@@ -76,7 +76,11 @@ impl Reader {
     /// The event a chat line (PRIVMSG) or notice (USERNOTICE) stores, as
     /// live or from history, and its sender's login; `None` for anything
     /// else, our own lines, and Shared Chat copies stored elsewhere.
-    pub fn chat_event(&self, msg: &ServerMessage, inbound: &Inbound) -> Option<(ChatEvent, String)> {
+    pub fn chat_event(
+        &self,
+        msg: &ServerMessage,
+        inbound: &Inbound,
+    ) -> Option<(ChatEvent, String)> {
         let (mut ev, source, channel_id, login) = match msg {
             ServerMessage::Privmsg(m) => {
                 // Our own posts come back on other connections and from other

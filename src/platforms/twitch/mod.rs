@@ -10,7 +10,6 @@ mod emotes;
 mod gate;
 mod helix;
 mod history;
-mod via_api;
 mod inbound;
 mod lenient;
 mod markup;
@@ -18,6 +17,7 @@ mod notice;
 mod outbox;
 mod providers;
 mod shared;
+mod via_api;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

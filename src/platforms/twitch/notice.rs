@@ -54,7 +54,9 @@ mod tests {
     const LINES: &str = include_str!("../../../tests/fixtures/twitch/usernotice.txt");
 
     fn lines() -> impl Iterator<Item = &'static str> {
-        LINES.lines().filter(|l| !l.is_empty() && !l.starts_with('#'))
+        LINES
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
     }
 
     /// A line as the reader gets it: parsed, or repaired where twitch-irc
@@ -63,7 +65,12 @@ mod tests {
         let irc = IRCMessage::parse(line).expect("an IRC line");
         let msg = match ServerMessage::try_from(irc.clone()) {
             Ok(ServerMessage::UserNotice(n)) => return n,
-            _ => super::super::lenient::repair(&irc).expect("repairable").expect("repaired").0,
+            _ => {
+                super::super::lenient::repair(&irc)
+                    .expect("repairable")
+                    .expect("repaired")
+                    .0
+            }
         };
         match msg {
             ServerMessage::UserNotice(n) => n,
@@ -114,7 +121,10 @@ mod tests {
                 .unwrap()
         };
         let announcement = crate::bridge::notice_text(&by_type("announcement"));
-        assert!(announcement.starts_with("📣 **Announcement:** hello pajs"), "{announcement}");
+        assert!(
+            announcement.starts_with("📣 **Announcement:** hello pajs"),
+            "{announcement}"
+        );
         let resub = crate::bridge::notice_text(&by_type("resub"));
         assert!(
             resub.starts_with("⭐ _Gutrin subscribed at Tier 1."),
@@ -125,8 +135,10 @@ mod tests {
         // A Shared Chat announcement is an announcement.
         let shared = lines()
             .map(|l| usernotice_to_event("twitch", &notice(l)))
-            .find(|ev| ev.notice.as_ref().unwrap().effective_type() == "announcement"
-                && ev.notice.as_ref().unwrap().kind == "sharedchatnotice")
+            .find(|ev| {
+                ev.notice.as_ref().unwrap().effective_type() == "announcement"
+                    && ev.notice.as_ref().unwrap().kind == "sharedchatnotice"
+            })
             .unwrap();
         assert!(crate::bridge::notice_text(&shared).starts_with("📣"));
     }

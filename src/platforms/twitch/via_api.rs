@@ -61,9 +61,11 @@ impl TwitchBridge {
                     .map_err(api_error)?
                 {
                     Verdict::Sent { message_id } => Ok(Some(message_id)),
-                    Verdict::Dropped { code, message } if drop_is_transient(&code) => Err(
-                        DeliverError::retry(format!("twitch held the message back ({code}): {message}")),
-                    ),
+                    Verdict::Dropped { code, message } if drop_is_transient(&code) => {
+                        Err(DeliverError::retry(format!(
+                            "twitch held the message back ({code}): {message}"
+                        )))
+                    }
                     Verdict::Dropped { code, message } => Err(DeliverError::reject(format!(
                         "twitch dropped the message ({code}): {message}"
                     ))),
@@ -81,9 +83,7 @@ impl TwitchBridge {
         target: &Posted,
     ) -> Result<Posted, DeliverFailure> {
         let helix = self.helix()?;
-        let broadcaster = self
-            .broadcaster_id(channel.trim_start_matches('#'))
-            .await?;
+        let broadcaster = self.broadcaster_id(channel.trim_start_matches('#')).await?;
         for id in &target.ids {
             match helix.delete_chat(&broadcaster, id).await {
                 Ok(()) => {}

@@ -179,7 +179,8 @@ fn query(uri: &Uri) -> HashMap<String, String> {
 }
 
 fn error(status: StatusCode, message: &str) -> Response {
-    let body = json!({"error": status.canonical_reason(), "status": status.as_u16(), "message": message});
+    let body =
+        json!({"error": status.canonical_reason(), "status": status.as_u16(), "message": message});
     (status, axum::Json(body)).into_response()
 }
 
@@ -325,7 +326,10 @@ async fn handle(
         (Method::DELETE, "moderation/chat") => {
             let q = query(&uri);
             if q.get("moderator_id").map(String::as_str) != Some(BOT_USER_ID) {
-                return error(StatusCode::FORBIDDEN, "The user in moderator_id is not one of the broadcaster's moderators.");
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "The user in moderator_id is not one of the broadcaster's moderators.",
+                );
             }
             st.deleted
                 .lock()

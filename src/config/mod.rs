@@ -7,7 +7,7 @@
 //! the platforms of this build ([`PlatformSchema`]), and each parses its own
 //! keys once into a typed value kept here opaque.
 
-mod notices;
+mod room;
 mod schema;
 mod secret;
 mod validate;
@@ -23,7 +23,7 @@ use figment::providers::{Env, Format, Toml};
 use regex::Regex;
 use serde::Deserialize;
 
-pub use notices::Notices;
+pub use room::Notices;
 pub use schema::{
     AccountSettings, ChannelOptions, InvalidChannel, InvalidSetting, NoOptions, PlatformSchema,
     options_as, settings_as,

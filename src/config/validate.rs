@@ -12,6 +12,7 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+use super::room::parse_hold;
 use super::{
     BridgeConfig, COMMON_KEYS, ChannelConfig, ChannelOptions, CommonBridgeConfig, Config,
     Direction, HttpConfig, NatsConfig, Notices, PlatformSchema, Problem, ProblemKind, RoomConfig,
@@ -317,30 +318,6 @@ impl<'p> Validator<'p> {
         rules
     }
 
-    /// A room's `hold`: a duration, or none (absent or zero).
-    fn hold(&mut self, path: &str, v: Option<Value>) -> Option<std::time::Duration> {
-        let v = v?;
-        let parsed = match &v {
-            Value::String(s) => super::secret::duration::parse(s).map_err(|e| e.to_string()),
-            _ => Err("expected a duration such as \"3s\"".to_string()),
-        };
-        match parsed {
-            Ok(d) if d > std::time::Duration::from_secs(600) => {
-                self.problem(
-                    &format!("{path}.hold"),
-                    ProblemKind::Invalid,
-                    "at most 10m (a hold delays every message of the room)",
-                );
-                None
-            }
-            Ok(d) => (!d.is_zero()).then_some(d),
-            Err(e) => {
-                self.problem(&format!("{path}.hold"), ProblemKind::Invalid, e);
-                None
-            }
-        }
-    }
-
     fn rooms(
         &mut self,
         raw: Vec<Value>,
@@ -388,7 +365,14 @@ impl<'p> Validator<'p> {
                 );
             }
             let rules = self.rules(&path, &mut map);
-            let hold = self.hold(&path, map.remove("hold"));
+            let hold = match map.remove("hold").map(|v| parse_hold(&v)) {
+                None => None,
+                Some(Ok(h)) => h,
+                Some(Err(e)) => {
+                    self.problem(&format!("{path}.hold"), ProblemKind::Invalid, e);
+                    None
+                }
+            };
             let notices = match map.remove("notices").map(|v| Notices::parse(&v)) {
                 None => Notices::default(),
                 Some(Ok(n)) => n,

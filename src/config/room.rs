@@ -1,8 +1,26 @@
-//! A room's `notices`: which types of a platform's event messages (Twitch
-//! USERNOTICE `msg-id`s) are relayed to the room's other channels. The chat
-//! page shows every type whatever the list says.
+//! A room's own keys besides its channels and rules: `hold` (a moderation
+//! hold) and `notices` (which types of a platform's event messages, Twitch
+//! USERNOTICE `msg-id`s, are relayed to the room's other channels; the chat
+//! page shows every type whatever the list says).
+
+use std::time::Duration;
 
 use serde_json::Value;
+
+/// The longest hold: a hold delays every message of the room.
+const MAX_HOLD: Duration = Duration::from_secs(600);
+
+/// A room's `hold`: a duration, or none (zero); what is wrong with it.
+pub fn parse_hold(v: &Value) -> Result<Option<Duration>, String> {
+    let d = match v {
+        Value::String(s) => super::secret::duration::parse(s).map_err(|e| e.to_string())?,
+        _ => return Err("expected a duration such as \"3s\"".to_string()),
+    };
+    if d > MAX_HOLD {
+        return Err("at most 10m (a hold delays every message of the room)".to_string());
+    }
+    Ok((!d.is_zero()).then_some(d))
+}
 
 /// Which notice types a room relays (docs/events.md §3.4).
 #[derive(Debug, Clone, PartialEq, Eq)]

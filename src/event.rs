@@ -16,7 +16,7 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// Every event subject starts with this token.
 pub const SUBJECT_ROOT: &str = "chat";
 
-/// What happened. Kinds are additive (docs/events.md §3.5): a reader meets
+/// What happened. Kinds are additive (docs/events.md §3.6): a reader meets
 /// kinds newer than itself as `Unknown` and passes them by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -27,6 +27,8 @@ pub enum EventKind {
     /// A platform's event message (a Twitch USERNOTICE: a sub, a raid, an
     /// announcement); see [`ChatEvent::notice`].
     Notice,
+    /// Something a moderator did; see [`ChatEvent::moderation`].
+    Moderation,
     /// A kind this build does not know. Never written.
     #[serde(other)]
     #[schemars(skip)]
@@ -40,6 +42,7 @@ impl EventKind {
             EventKind::Edit => "edit",
             EventKind::Delete => "delete",
             EventKind::Notice => "notice",
+            EventKind::Moderation => "moderation",
             EventKind::Unknown => "unknown",
         }
     }
@@ -135,6 +138,79 @@ pub struct ChatEvent {
     /// What a `notice` announces. Present on `notice` events only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notice: Option<Notice>,
+    /// What a moderator did. Present on `moderation` events only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moderation: Option<Moderation>,
+}
+
+/// A moderator's action (kind `moderation`), as the audit trail keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Moderation {
+    pub action: ModAction,
+    /// Who acted, where the platform says.
+    #[serde(default)]
+    pub actor: Option<Author>,
+    /// Whom it was about.
+    #[serde(default)]
+    pub user: Option<Author>,
+    /// The event id of the message acted on.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// How long a timeout lasts.
+    #[serde(default)]
+    pub duration_s: Option<u64>,
+    #[serde(default)]
+    pub reason: Option<String>,
+    pub origin: ModOrigin,
+    /// What jetbridge did on each platform for it (empty when it did
+    /// nothing: a moderator acting on the platform itself).
+    #[serde(default)]
+    pub results: Vec<ModResult>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ModAction {
+    Delete,
+    Timeout,
+    Ban,
+    Unban,
+    /// The whole chat cleared.
+    Clear,
+}
+
+impl ModAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ModAction::Delete => "delete",
+            ModAction::Timeout => "timeout",
+            ModAction::Ban => "ban",
+            ModAction::Unban => "unban",
+            ModAction::Clear => "clear",
+        }
+    }
+}
+
+/// Where a moderation came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ModOrigin {
+    /// A moderator on the platform itself.
+    Platform,
+    /// jetbridge following a deleted copy to the original and other copies.
+    Mirror,
+    /// The moderator's console or its HTTP route.
+    Console,
+}
+
+/// What one platform channel answered to a moderation jetbridge carried out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ModResult {
+    pub bridge: String,
+    pub channel: String,
+    pub ok: bool,
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 /// A platform's event message (kind `notice`): a Twitch USERNOTICE.
@@ -279,6 +355,7 @@ impl ChatEvent {
             emotes: Vec::new(),
             shared_chat: None,
             notice: None,
+            moderation: None,
         }
     }
 
@@ -295,6 +372,23 @@ impl ChatEvent {
         let mut ev = ChatEvent::message(bridge, channel, platform_id, author, text);
         ev.kind = EventKind::Notice;
         ev.notice = Some(notice);
+        ev
+    }
+
+    /// A `moderation` event seen in `channel` (room unset); `key` is what
+    /// makes its id (docs/events.md §4) the same on every instance.
+    pub fn moderation(bridge: &str, channel: &str, key: &str, moderation: Moderation) -> Self {
+        let mut ev = ChatEvent::message(
+            bridge,
+            channel,
+            &format!("mod:{key}"),
+            Author::default(),
+            String::new(),
+        );
+        ev.kind = EventKind::Moderation;
+        ev.author = moderation.actor.clone();
+        ev.target = moderation.target.clone();
+        ev.moderation = Some(moderation);
         ev
     }
 
@@ -320,6 +414,7 @@ impl ChatEvent {
             emotes: Vec::new(),
             shared_chat: None,
             notice: None,
+            moderation: None,
         }
     }
 
@@ -353,6 +448,7 @@ impl ChatEvent {
             emotes: Vec::new(),
             shared_chat: None,
             notice: None,
+            moderation: None,
         }
     }
 

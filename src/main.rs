@@ -351,6 +351,42 @@ fn human(ev: &ChatEvent) -> String {
                 ev.author_name()
             )
         }
+        event::EventKind::Moderation => {
+            let Some(m) = &ev.moderation else {
+                return format!("{ts} [{}] {origin} moderation", ev.room);
+            };
+            let who = |a: &Option<event::Author>| {
+                a.as_ref()
+                    .map(|a| a.name.clone())
+                    .unwrap_or_else(|| "?".into())
+            };
+            let mut line = format!(
+                "{ts} [{}] {origin} moderation: {}",
+                ev.room,
+                m.action.as_str()
+            );
+            if m.user.is_some() {
+                line.push_str(&format!(" {}", who(&m.user)));
+            }
+            if let Some(t) = &m.target {
+                line.push_str(&format!(" {t}"));
+            }
+            if let Some(d) = m.duration_s {
+                line.push_str(&format!(" for {d} s"));
+            }
+            if m.actor.is_some() {
+                line.push_str(&format!(" by {}", who(&m.actor)));
+            }
+            for r in &m.results {
+                let verdict = match (&r.error, r.ok) {
+                    (_, true) => "ok".to_string(),
+                    (Some(e), false) => format!("refused: {e}"),
+                    (None, false) => "refused".to_string(),
+                };
+                line.push_str(&format!(" | {}/{} {verdict}", r.bridge, r.channel));
+            }
+            line
+        }
         event::EventKind::Unknown => format!(
             "{ts} [{}] {origin} an event of a kind this build does not know ({})",
             ev.room, ev.id

@@ -94,6 +94,9 @@ impl Routes {
                     return Vec::new();
                 }
             }
+            // A record of what a moderator did: the deletes it came with do
+            // the work on the copies.
+            EventKind::Moderation => return Vec::new(),
             // A kind newer than this build: others may read it; we cannot post it.
             EventKind::Unknown => return Vec::new(),
             _ => {}

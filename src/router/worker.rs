@@ -157,7 +157,7 @@ impl Worker {
             EventKind::Message | EventKind::Notice => ev.reply_to.as_deref(),
             EventKind::Edit | EventKind::Delete => ev.target.as_deref(),
             // Routes never send these here.
-            EventKind::Unknown => return self.skip(&batch[0].0).await,
+            EventKind::Moderation | EventKind::Unknown => return self.skip(&batch[0].0).await,
         };
         let reference = match referenced {
             Some(id) => self.lookup(id).await,

@@ -141,11 +141,11 @@ fn schema_describes_the_event() {
     }
     // Every kind this build writes, and what a notice carries.
     let kinds = schema["$defs"]["EventKind"].to_string();
-    for k in ["message", "edit", "delete", "notice"] {
+    for k in ["message", "edit", "delete", "notice", "moderation"] {
         assert!(kinds.contains(&format!("\"{k}\"")), "{k} not in {kinds}");
     }
     assert!(!kinds.contains("unknown"), "never written: {kinds}");
-    assert!(props.contains_key("notice"));
+    assert!(props.contains_key("notice") && props.contains_key("moderation"));
     let notice = schema["$defs"]["Notice"]["properties"].as_object().unwrap();
     for k in ["type", "system_text", "params"] {
         assert!(notice.contains_key(k), "notice lacks {k}");

@@ -1,7 +1,8 @@
 //! What Twitch sends, as chat events: PRIVMSG → `message`, USERNOTICE →
-//! `notice` (see `notice`), CLEARMSG → `delete`,
-//! CLEARCHAT (a ban or timeout) → a `delete` of each of that user's recent
-//! messages, a refused login → an auth error. Our own login is ignored inbound.
+//! `notice` (see `notice`), CLEARMSG → `delete`, CLEARCHAT (a ban or
+//! timeout) → a `delete` of each of that user's recent messages, both also a
+//! `moderation` record (see `moderation`); a refused login → an auth error.
+//! Our own login is ignored inbound.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -141,6 +142,9 @@ impl Reader {
                 }
             }
             ServerMessage::ClearChat(m) => {
+                inbound
+                    .publish(super::moderation::clearchat(&self.bridge, &m))
+                    .await;
                 // A timeout or ban removes the user's messages from chat: delete
                 // the ones we relayed.
                 let login = match &m.action {
@@ -160,6 +164,9 @@ impl Reader {
                 }
             }
             ServerMessage::ClearMsg(m) => {
+                inbound
+                    .publish(super::moderation::clearmsg(&self.bridge, &m))
+                    .await;
                 let channel = format!("#{}", m.channel_login);
                 let mut ev = ChatEvent::delete(
                     &self.bridge,

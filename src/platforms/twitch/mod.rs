@@ -13,6 +13,7 @@ mod history;
 mod inbound;
 mod lenient;
 mod markup;
+mod moderation;
 mod notice;
 mod outbox;
 mod providers;

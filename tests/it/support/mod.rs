@@ -1,6 +1,9 @@
 //! Shared test support: the real `jetbridge` binary as a child process, reads of
 //! the chat stream, and condition waits with deadlines (never fixed sleeps).
 
+// A browser for page tests only: the benchmarks (bench/) share this code
+// without its dependencies.
+#[cfg(test)]
 pub mod browser;
 pub mod config;
 pub mod fake_discord;
@@ -24,7 +27,7 @@ use jetbridge::event::ChatEvent;
 
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// The jetbridge binary: cargo's for tests; for examples (benchmarks), which
+/// The jetbridge binary: cargo's for tests; for the benchmarks (bench/), which
 /// cargo gives no such path, `JB_BIN` (a wrapper under a profiler; not
 /// `JETBRIDGE_…`, which the child would read as config) or
 /// the release build.
@@ -32,7 +35,16 @@ pub fn bin() -> PathBuf {
     match option_env!("CARGO_BIN_EXE_jetbridge") {
         Some(p) => PathBuf::from(p),
         None => std::env::var_os("JB_BIN").map_or_else(
-            || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/release/jetbridge"),
+            || {
+                // The workspace's target/: the root package's, or bench/'s parent.
+                let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+                let root = if dir.join("src/main.rs").exists() {
+                    dir
+                } else {
+                    dir.parent().map(PathBuf::from).unwrap_or(dir)
+                };
+                root.join("target/release/jetbridge")
+            },
             PathBuf::from,
         ),
     }

@@ -3,8 +3,8 @@
 //! messages from each platform in turn, with edits, deletes and long messages,
 //! and jetbridge's RSS read from /proc as it goes.
 //!
-//!     cargo run --release --example soak -- messages 100000   # RSS every 10k relayed
-//!     cargo run --release --example soak -- steady 3600 20    # an hour at 20 msg/s
+//!     cargo run --release -p jetbridge-bench --bin soak -- messages 100000   # RSS every 10k relayed
+//!     cargo run --release -p jetbridge-bench --bin soak -- steady 3600 20    # an hour at 20 msg/s
 //!
 //! `messages` sends in batches of 1,000 and waits until each batch is stored
 //! and every bridge's deliveries are done before the next, so a reading is
@@ -165,10 +165,20 @@ async fn main() {
     let mode = args.first().map(String::as_str).unwrap_or("messages");
     if std::env::var_os("JB_BIN").is_none() {
         let ok = std::process::Command::new("cargo")
-            .args(["build", "--release", "--bin", "jetbridge"])
+            .args([
+                "build",
+                "--release",
+                "-p",
+                "jetbridge",
+                "--bin",
+                "jetbridge",
+            ])
             .status()
             .is_ok_and(|s| s.success());
-        assert!(ok, "cargo build --release --bin jetbridge failed");
+        assert!(
+            ok,
+            "cargo build --release -p jetbridge --bin jetbridge failed"
+        );
     }
     let nats = NatsServer::start();
     let p = Platforms {

@@ -3,8 +3,8 @@
 //! platforms, with the raw JetStream publish+consume throughput of the same
 //! payloads measured in the same run for comparison.
 //!
-//!     cargo run --release --example loadbench            # all scenarios
-//!     cargo run --release --example loadbench -- quick   # smaller counts
+//!     cargo run --release -p jetbridge-bench --bin loadbench            # all scenarios
+//!     cargo run --release -p jetbridge-bench --bin loadbench -- quick   # smaller counts
 //!
 //! Prints figures; asserts nothing. See BENCHMARKS.md for results.
 
@@ -254,14 +254,25 @@ async fn twitch_run(
 async fn main() {
     let quick = std::env::args().any(|a| a == "quick");
     let max_n = if quick { 5_000 } else { 20_000 };
-    // `cargo run --example` builds the library, not the binary: make sure the
-    // binary measured is the source's (a no-op when it is up to date).
+    // `cargo run -p jetbridge-bench` builds the library, not the binary: make
+    // sure the binary measured is the source's (linking only: the library and
+    // its dependencies are the same build).
     let ok = std::process::Command::new("cargo")
-        .args(["build", "--release", "--bin", "jetbridge"])
+        .args([
+            "build",
+            "--release",
+            "-p",
+            "jetbridge",
+            "--bin",
+            "jetbridge",
+        ])
         .status()
         .map(|s| s.success())
         .unwrap_or(false);
-    assert!(ok, "cargo build --release --bin jetbridge failed");
+    assert!(
+        ok,
+        "cargo build --release -p jetbridge --bin jetbridge failed"
+    );
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);

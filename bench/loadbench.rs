@@ -92,6 +92,13 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[i]
 }
 
+fn table_header() {
+    println!(
+        "| scenario | delivered/sent | throughput | p50 | p99 | max | reordered | peak RSS | CPU per message: jetbridge / nats-server / fakes |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+}
+
 fn report(r: &Run) {
     let mut l = r.latencies.clone();
     l.sort();
@@ -368,10 +375,7 @@ channels = [{{ bridge = "twitch", channel = "#src", direction = "in" }}, {{ brid
     };
 
     println!();
-    println!(
-        "| scenario | delivered/sent | throughput | p50 | p99 | max | reordered | peak RSS | CPU per message: jetbridge / nats-server / fakes |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    table_header();
     let runs = [
         twitch_run(
             "twitch→twitch, max rate",
@@ -540,4 +544,28 @@ channels = ["twitch:#a", "discord:555555555555555555", "slack:C0001"]
         hwm as f64 / 1024.0,
         consumers.len()
     );
+
+    // The same 1,000 channels at a chat-like pace: 200 msg/s spread over the
+    // 500 reading channels, so that what a message costs shows where many
+    // channels are mapped and each is quiet.
+    let lanes: Vec<(String, String)> = (0..500)
+        .map(|r| (format!("#in{r}"), format!("#out{r}")))
+        .collect();
+    let many_pids = Pids {
+        jetbridge: jb.pid(),
+        nats: pids.nats,
+    };
+    let run = twitch_run(
+        "1,000 channels, 200 msg/s in all",
+        &twitch,
+        many_pids,
+        10 * max_n,
+        if quick { 2000 } else { 6000 },
+        Some(200.0),
+        &lanes,
+    )
+    .await;
+    println!();
+    table_header();
+    report(&run);
 }

@@ -14,6 +14,7 @@ pub mod fake_twitch_api;
 pub mod http;
 pub mod nats;
 pub mod platform;
+pub mod tempdir;
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -54,7 +55,7 @@ pub fn bin() -> PathBuf {
 /// logs) is collected; it is killed on drop.
 pub struct Jetbridge {
     child: Option<Child>,
-    _dir: tempfile::TempDir,
+    _dir: tempdir::TempDir,
     pub config: PathBuf,
     logs: Arc<Mutex<String>>,
 }
@@ -65,7 +66,7 @@ impl Jetbridge {
     }
 
     pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Jetbridge {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = tempdir::TempDir::new();
         let path = dir.path().join("bridges.toml");
         std::fs::write(&path, config).expect("write config");
         let mut j = Jetbridge {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 pub struct NatsServer {
     pub port: u16,
-    store: tempfile::TempDir,
+    store: super::tempdir::TempDir,
     child: Option<Child>,
     jetstream: bool,
 }
@@ -43,7 +43,7 @@ impl NatsServer {
     pub fn reserve() -> NatsServer {
         NatsServer {
             port: free_port(),
-            store: tempfile::tempdir().expect("temp store"),
+            store: super::tempdir::TempDir::new(),
             child: None,
             jetstream: true,
         }
@@ -55,7 +55,7 @@ impl NatsServer {
     }
 
     fn start_with(jetstream: bool) -> NatsServer {
-        let store = tempfile::tempdir().expect("temp store");
+        let store = super::tempdir::TempDir::new();
         let mut s = NatsServer {
             port: free_port(),
             store,
@@ -162,7 +162,7 @@ pub struct NatsNode {
     pub name: String,
     pub port: u16,
     child: Option<Child>,
-    _store: tempfile::TempDir,
+    _store: super::tempdir::TempDir,
 }
 
 impl NatsCluster {
@@ -175,7 +175,7 @@ impl NatsCluster {
             .collect();
         let mut nodes = Vec::new();
         for (i, (port, cluster)) in ports.iter().enumerate() {
-            let store = tempfile::tempdir().expect("temp store");
+            let store = super::tempdir::TempDir::new();
             let name = format!("n{}", i + 1);
             let child = Command::new(binary())
                 .args(["-js", "-a", "127.0.0.1", "-p"])

@@ -12,6 +12,8 @@
 #[allow(dead_code)] // the benchmark uses the fakes and the process, not the waits of tests
 mod support;
 
+mod binary;
+
 use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
@@ -264,22 +266,7 @@ async fn main() {
     // `cargo run -p jetbridge-bench` builds the library, not the binary: make
     // sure the binary measured is the source's (linking only: the library and
     // its dependencies are the same build).
-    let ok = std::process::Command::new("cargo")
-        .args([
-            "build",
-            "--release",
-            "-p",
-            "jetbridge",
-            "--bin",
-            "jetbridge",
-        ])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    assert!(
-        ok,
-        "cargo build --release -p jetbridge --bin jetbridge failed"
-    );
+    binary::build_release();
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);

@@ -18,6 +18,8 @@
 #[allow(dead_code)] // the soak uses the fakes and the process, not the waits of tests
 mod support;
 
+mod binary;
+
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
@@ -164,21 +166,7 @@ async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mode = args.first().map(String::as_str).unwrap_or("messages");
     if std::env::var_os("JB_BIN").is_none() {
-        let ok = std::process::Command::new("cargo")
-            .args([
-                "build",
-                "--release",
-                "-p",
-                "jetbridge",
-                "--bin",
-                "jetbridge",
-            ])
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(
-            ok,
-            "cargo build --release -p jetbridge --bin jetbridge failed"
-        );
+        binary::build_release();
     }
     let nats = NatsServer::start();
     let p = Platforms {

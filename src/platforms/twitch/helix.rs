@@ -52,7 +52,9 @@ pub enum HelixError {
 }
 
 impl HelixError {
-    /// Whether trying again later can succeed.
+    /// Whether a delivery should wait and try again rather than give the
+    /// message up. Refused credentials count: the messages wait (unacked, so
+    /// a restart with fixed credentials sends them) instead of being dropped.
     pub fn is_transient(&self) -> bool {
         match self {
             HelixError::Credentials { .. } => true,

@@ -143,3 +143,85 @@ fn json_logs_are_json() {
         serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
     assert!(v["level"].is_string() && v["fields"].is_object(), "{v}");
 }
+
+#[tokio::test]
+async fn tail_prints_notices_moderation_and_kinds_it_does_not_know_readably() {
+    use jetbridge::event::{Author, ChatEvent, ModAction, ModOrigin, Moderation, Notice};
+    let nats = NatsServer::start();
+    let (_dir, cfg) = config_for(&nats.url());
+    // `send` creates the stream.
+    let (code, out, err) = run_cli(
+        &["send", "lobby", "hi", "--as", "ann", "--config", &cfg],
+        &[],
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    let js = support::js(&nats.url()).await;
+    let ronni = Author {
+        id: "1".into(),
+        name: "ronni".into(),
+        ..Default::default()
+    };
+    let mut notice = ChatEvent::notice(
+        "twitch",
+        "#streamer",
+        "n1",
+        ronni.clone(),
+        "Great stream".into(),
+        Notice {
+            kind: "resub".into(),
+            system_text: "ronni has subscribed for 6 months!".into(),
+            params: Default::default(),
+        },
+    );
+    let mut timeout = ChatEvent::moderation(
+        "twitch",
+        "#streamer",
+        "timeout:1:1",
+        Moderation {
+            action: ModAction::Timeout,
+            actor: None,
+            user: Some(ronni),
+            target: None,
+            duration_s: Some(600),
+            reason: None,
+            origin: ModOrigin::Platform,
+            results: Vec::new(),
+        },
+    );
+    let mut future = ChatEvent::web("lobby", "bot", "x".into());
+    let mut future_json: serde_json::Value = serde_json::from_slice(&future.to_json()).unwrap();
+    future_json["kind"] = serde_json::json!("poll");
+    for ev in [&mut notice, &mut timeout, &mut future] {
+        ev.room = "lobby".into();
+    }
+    for (subject, payload) in [
+        (notice.subject(), notice.to_json()),
+        (timeout.subject(), timeout.to_json()),
+        (future.subject(), serde_json::to_vec(&future_json).unwrap()),
+    ] {
+        js.publish(subject, payload.into())
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let lines = tokio::task::spawn_blocking(move || {
+        tail_lines(&["tail", "lobby", "--last", "3", "--config", &cfg], 3)
+    })
+    .await
+    .unwrap();
+    assert!(
+        lines[0].ends_with(
+            "[lobby] twitch/#streamer (resub) ronni: ronni has subscribed for 6 months! | Great stream"
+        ),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].ends_with("[lobby] twitch/#streamer moderation: timeout ronni for 600 s"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[2].contains("a kind this build does not know"),
+        "{lines:?}"
+    );
+}

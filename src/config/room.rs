@@ -10,14 +10,27 @@ use serde_json::Value;
 /// The longest hold: a hold delays every message of the room.
 const MAX_HOLD: Duration = Duration::from_secs(600);
 
-/// A room's `hold`: a duration, or none (zero); what is wrong with it.
-pub fn parse_hold(v: &Value) -> Result<Option<Duration>, String> {
+/// What is wrong with a room's `hold` or `notices`.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidRoomKey {
+    #[error("expected a duration such as \"3s\"")]
+    HoldNotText,
+    #[error(transparent)]
+    Hold(#[from] super::secret::duration::InvalidDuration),
+    #[error("at most 10m (a hold delays every message of the room)")]
+    HoldTooLong,
+    #[error("expected \"all\" or a list of notice types such as [\"announcement\", \"raid\"]")]
+    Notices,
+}
+
+/// A room's `hold`: a duration, or none (zero).
+pub fn parse_hold(v: &Value) -> Result<Option<Duration>, InvalidRoomKey> {
     let d = match v {
-        Value::String(s) => super::secret::duration::parse(s).map_err(|e| e.to_string())?,
-        _ => return Err("expected a duration such as \"3s\"".to_string()),
+        Value::String(s) => super::secret::duration::parse(s)?,
+        _ => return Err(InvalidRoomKey::HoldNotText),
     };
     if d > MAX_HOLD {
-        return Err("at most 10m (a hold delays every message of the room)".to_string());
+        return Err(InvalidRoomKey::HoldTooLong);
     }
     Ok((!d.is_zero()).then_some(d))
 }
@@ -48,21 +61,19 @@ impl Notices {
         }
     }
 
-    /// The value of a room's `notices` key, or what is wrong with it.
-    pub fn parse(v: &Value) -> Result<Notices, String> {
-        const EXPECTED: &str =
-            "expected \"all\" or a list of notice types such as [\"announcement\", \"raid\"]";
+    /// The value of a room's `notices` key.
+    pub fn parse(v: &Value) -> Result<Notices, InvalidRoomKey> {
         match v {
             Value::String(s) if s.eq_ignore_ascii_case("all") => Ok(Notices::All),
             Value::Array(items) => items
                 .iter()
                 .map(|item| match item {
                     Value::String(t) if !t.trim().is_empty() => Ok(t.trim().to_lowercase()),
-                    _ => Err(EXPECTED.to_string()),
+                    _ => Err(InvalidRoomKey::Notices),
                 })
                 .collect::<Result<Vec<_>, _>>()
                 .map(Notices::Only),
-            _ => Err(EXPECTED.to_string()),
+            _ => Err(InvalidRoomKey::Notices),
         }
     }
 }
@@ -76,7 +87,7 @@ mod tests {
     fn announcements_by_default_all_or_a_list_or_none_when_said() {
         assert!(Notices::default().relays("announcement"));
         assert!(!Notices::default().relays("sub"));
-        assert_eq!(Notices::parse(&json!("all")), Ok(Notices::All));
+        assert_eq!(Notices::parse(&json!("all")).unwrap(), Notices::All);
         let some = Notices::parse(&json!(["Raid", "sub"])).unwrap();
         assert!(some.relays("raid") && some.relays("sub") && !some.relays("announcement"));
         assert!(!Notices::parse(&json!([])).unwrap().relays("announcement"));

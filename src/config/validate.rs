@@ -369,7 +369,7 @@ impl<'p> Validator<'p> {
                 None => None,
                 Some(Ok(h)) => h,
                 Some(Err(e)) => {
-                    self.problem(&format!("{path}.hold"), ProblemKind::Invalid, e);
+                    self.problem(&format!("{path}.hold"), ProblemKind::Invalid, e.to_string());
                     None
                 }
             };
@@ -377,7 +377,11 @@ impl<'p> Validator<'p> {
                 None => Notices::default(),
                 Some(Ok(n)) => n,
                 Some(Err(e)) => {
-                    self.problem(&format!("{path}.notices"), ProblemKind::Invalid, e);
+                    self.problem(
+                        &format!("{path}.notices"),
+                        ProblemKind::Invalid,
+                        e.to_string(),
+                    );
                     Notices::default()
                 }
             };

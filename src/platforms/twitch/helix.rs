@@ -191,50 +191,21 @@ impl Helix {
     }
 
     async fn token_call(&self, form: &[(&str, &str)]) -> Result<TokenAnswer, HelixError> {
-        let call = "oauth2/token";
-        let resp = self
-            .http
-            .post(format!("{}/token", self.auth))
-            .form(form)
-            .timeout(CALL_TIMEOUT)
-            .send()
-            .await
-            .map_err(|source| HelixError::Http { call, source })?;
-        let status = resp.status();
-        if status == StatusCode::BAD_REQUEST || status == StatusCode::UNAUTHORIZED {
-            return Err(HelixError::Credentials {
-                status: status.as_u16(),
-                message: error_message(resp).await,
-            });
-        }
-        check(call, resp)
-            .await?
-            .json()
-            .await
-            .map_err(|source| HelixError::Http { call, source })
+        let req = self.http.post(format!("{}/token", self.auth)).form(form);
+        oauth(
+            "oauth2/token",
+            req,
+            &[StatusCode::BAD_REQUEST, StatusCode::UNAUTHORIZED],
+        )
+        .await
     }
 
     async fn validate(&self, token: &Secret) -> Result<Validated, HelixError> {
-        let call = "oauth2/validate";
-        let resp = self
+        let req = self
             .http
             .get(format!("{}/validate", self.auth))
-            .header("Authorization", format!("OAuth {}", token.expose()))
-            .timeout(CALL_TIMEOUT)
-            .send()
-            .await
-            .map_err(|source| HelixError::Http { call, source })?;
-        if resp.status() == StatusCode::UNAUTHORIZED {
-            return Err(HelixError::Credentials {
-                status: 401,
-                message: error_message(resp).await,
-            });
-        }
-        check(call, resp)
-            .await?
-            .json()
-            .await
-            .map_err(|source| HelixError::Http { call, source })
+            .header("Authorization", format!("OAuth {}", token.expose()));
+        oauth("oauth2/validate", req, &[StatusCode::UNAUTHORIZED]).await
     }
 
     /// One API call as the account's user; a 401 refreshes the token once and
@@ -375,6 +346,32 @@ impl Helix {
         .await?;
         Ok(())
     }
+}
+
+/// One call to Twitch's OAuth, read as `T`; an answer in `refused` means
+/// the credentials themselves were refused.
+async fn oauth<T: serde::de::DeserializeOwned>(
+    call: &'static str,
+    req: reqwest::RequestBuilder,
+    refused: &[StatusCode],
+) -> Result<T, HelixError> {
+    let resp = req
+        .timeout(CALL_TIMEOUT)
+        .send()
+        .await
+        .map_err(|source| HelixError::Http { call, source })?;
+    let status = resp.status();
+    if refused.contains(&status) {
+        return Err(HelixError::Credentials {
+            status: status.as_u16(),
+            message: error_message(resp).await,
+        });
+    }
+    check(call, resp)
+        .await?
+        .json()
+        .await
+        .map_err(|source| HelixError::Http { call, source })
 }
 
 /// Whether a dropped message may go through when sent again later: Twitch's

@@ -4,20 +4,12 @@
 
 use jetbridge::event::{EventKind, ModAction, ModOrigin};
 
-use crate::support::config::ConfigBuilder;
-use crate::support::fake_twitch::{FakeTwitch, room_id};
-use crate::support::nats::NatsServer;
-use crate::support::platform::FakePlatform;
+use crate::support::fake_twitch::room_id;
 use crate::support::{Jetbridge, WAIT, js, stored, wait_outbound_idle};
 
 #[tokio::test]
 async fn twitch_moderation_is_one_moderation_event_each_also_with_two_instances() {
-    let nats = NatsServer::start();
-    let fake = FakeTwitch::start().await;
-    let config = ConfigBuilder::new(&nats)
-        .section("twitch", &fake.section())
-        .room("lobby", &["twitch:#src", "twitch:#dst"])
-        .build();
+    let (nats, fake, config) = crate::support::twitch_src_dst().await;
     let _a = Jetbridge::start(&config);
     let _b = Jetbridge::start(&config);
     let deadline = tokio::time::Instant::now() + WAIT;

@@ -210,12 +210,7 @@ async fn a_shared_chat_notice_is_stored_once_and_not_relayed_inside_the_session(
 
 #[tokio::test]
 async fn a_kind_this_build_does_not_know_is_passed_by_and_chat_goes_on() {
-    let nats = NatsServer::start();
-    let fake = FakeTwitch::start().await;
-    let config = ConfigBuilder::new(&nats)
-        .section("twitch", &fake.section())
-        .room("lobby", &["twitch:#src", "twitch:#dst"])
-        .build();
+    let (nats, fake, config) = crate::support::twitch_src_dst().await;
     let jb = Jetbridge::start(&config);
     fake.wait_joined(&["#src", "#dst"], WAIT).await;
     let js = js(&nats.url()).await;

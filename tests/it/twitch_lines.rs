@@ -3,10 +3,6 @@
 //! optional tags) replayed into a channel through the fake IRC server is
 //! stored once, with its text and its author, and relayed once, in order.
 
-use crate::support::config::ConfigBuilder;
-use crate::support::fake_twitch::FakeTwitch;
-use crate::support::nats::NatsServer;
-use crate::support::platform::FakePlatform;
 use crate::support::{Jetbridge, WAIT, js, stored, wait_outbound_idle, wait_stored};
 
 const LINES: &str = include_str!("../fixtures/twitch/privmsg.txt");
@@ -42,12 +38,7 @@ fn lines_in(channel: &str) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn every_collected_chat_line_is_stored_once_with_its_text_and_author_and_relayed_once() {
-    let nats = NatsServer::start();
-    let fake = FakeTwitch::start().await;
-    let config = ConfigBuilder::new(&nats)
-        .section("twitch", &fake.section())
-        .room("lobby", &["twitch:#src", "twitch:#dst"])
-        .build();
+    let (nats, fake, config) = crate::support::twitch_src_dst().await;
     let jb = Jetbridge::start(&config);
     fake.wait_joined(&["#src", "#dst"], WAIT).await;
     let js = js(&nats.url()).await;

@@ -359,3 +359,16 @@ pub fn proc_status_kib(pid: u32) -> impl Fn(&str) -> u64 {
             .unwrap_or(0)
     }
 }
+
+/// A fresh NATS and fake Twitch, and the config of room `lobby` relaying
+/// Twitch `#src` and `#dst` to each other on them.
+pub async fn twitch_src_dst() -> (nats::NatsServer, fake_twitch::FakeTwitch, String) {
+    use platform::FakePlatform;
+    let nats = nats::NatsServer::start();
+    let fake = fake_twitch::FakeTwitch::start().await;
+    let config = config::ConfigBuilder::new(&nats)
+        .section("twitch", &fake.section())
+        .room("lobby", &["twitch:#src", "twitch:#dst"])
+        .build();
+    (nats, fake, config)
+}

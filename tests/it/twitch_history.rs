@@ -22,6 +22,34 @@ fn config(nats: &NatsServer, fake: &FakeTwitch, history: Option<&FakeTwitchApi>)
         .build()
 }
 
+/// NATS, fake Twitch and the history service, and jetbridge relaying #src
+/// to #dst on them (catching up from the service when `history` is set).
+struct Setup {
+    _nats: NatsServer,
+    fake: FakeTwitch,
+    history: FakeTwitchApi,
+    js: async_nats::jetstream::Context,
+    jb: Jetbridge,
+}
+
+impl Setup {
+    async fn start(history: bool) -> Setup {
+        let nats = NatsServer::start();
+        let fake = FakeTwitch::start().await;
+        let service = FakeTwitchApi::start().await;
+        let js = js(&nats.url()).await;
+        let jb = Jetbridge::start(&config(&nats, &fake, history.then_some(&service)));
+        fake.wait_joined(&["#src", "#dst"], WAIT).await;
+        Setup {
+            _nats: nats,
+            fake,
+            history: service,
+            js,
+            jb,
+        }
+    }
+}
+
 /// A line said in #src: seen live when jetbridge is there, and always kept
 /// by the history service.
 struct Chat<'a> {
@@ -30,7 +58,15 @@ struct Chat<'a> {
     n: usize,
 }
 
-impl Chat<'_> {
+impl<'a> Chat<'a> {
+    fn new(fake: &'a FakeTwitch, history: &'a FakeTwitchApi) -> Self {
+        Chat {
+            fake,
+            history,
+            n: 0,
+        }
+    }
+
     fn line(&mut self, text: &str) -> (String, String) {
         self.n += 1;
         let id = format!("00000000-aaaa-4000-8000-{:012}", self.n);
@@ -54,22 +90,14 @@ impl Chat<'_> {
 
 #[tokio::test]
 async fn a_restart_relays_the_lines_said_meanwhile_once_each_in_order() {
-    let nats = NatsServer::start();
-    let fake = FakeTwitch::start().await;
-    let history = FakeTwitchApi::start().await;
-    let js = js(&nats.url()).await;
-    let mut jb = Jetbridge::start(&config(&nats, &fake, Some(&history)));
-    fake.wait_joined(&["#src", "#dst"], WAIT).await;
-    let mut chat = Chat {
-        fake: &fake,
-        history: &history,
-        n: 0,
-    };
+    let mut s = Setup::start(true).await;
+    let (fake, history, js) = (&s.fake, &s.history, &s.js);
+    let mut chat = Chat::new(fake, history);
     chat.live("one").await;
     let deleted_later = chat.live("two").await;
     fake.wait_for_line("#dst", "two", WAIT).await;
-    wait_outbound_idle(&js, "twitch").await;
-    jb.terminate().await;
+    wait_outbound_idle(js, "twitch").await;
+    s.jb.terminate().await;
 
     chat.away("three");
     let removed = chat.away("four");
@@ -77,7 +105,7 @@ async fn a_restart_relays_the_lines_said_meanwhile_once_each_in_order() {
     history.deleted_in_history("#src", &deleted_later);
     chat.away("five");
 
-    jb.restart();
+    s.jb.restart();
     fake.wait_joined(&["#src", "#dst"], WAIT).await;
     chat.live("six").await;
     let dst = fake.wait_for_line("#dst", "six", WAIT).await;
@@ -91,10 +119,10 @@ async fn a_restart_relays_the_lines_said_meanwhile_once_each_in_order() {
             "[twitch] Ann: six",
         ],
         "{}",
-        jb.logs()
+        s.jb.logs()
     );
-    wait_outbound_idle(&js, "twitch").await;
-    let evs = stored(&js, "chat.lobby.twitch.src").await;
+    wait_outbound_idle(js, "twitch").await;
+    let evs = stored(js, "chat.lobby.twitch.src").await;
     let texts: Vec<&str> = evs.iter().map(|e| e.text.as_str()).collect();
     // "two" was deleted on Twitch while jetbridge was away: its delete is
     // stored (with the id a live CLEARMSG gives).
@@ -115,17 +143,9 @@ async fn a_restart_relays_the_lines_said_meanwhile_once_each_in_order() {
 
 #[tokio::test]
 async fn a_lost_connection_catches_up_on_the_next_join() {
-    let nats = NatsServer::start();
-    let fake = FakeTwitch::start().await;
-    let history = FakeTwitchApi::start().await;
-    let js = js(&nats.url()).await;
-    let jb = Jetbridge::start(&config(&nats, &fake, Some(&history)));
-    fake.wait_joined(&["#src", "#dst"], WAIT).await;
-    let mut chat = Chat {
-        fake: &fake,
-        history: &history,
-        n: 0,
-    };
+    let s = Setup::start(true).await;
+    let (fake, history, js) = (&s.fake, &s.history, &s.js);
+    let mut chat = Chat::new(fake, history);
     chat.live("before").await;
     fake.wait_for_line("#dst", "before", WAIT).await;
 
@@ -146,31 +166,23 @@ async fn a_lost_connection_catches_up_on_the_next_join() {
             "[twitch] Ann: after",
         ],
         "{}",
-        jb.logs()
+        s.jb.logs()
     );
-    wait_outbound_idle(&js, "twitch").await;
-    assert_eq!(stored(&js, "chat.lobby.twitch.src").await.len(), 4);
+    wait_outbound_idle(js, "twitch").await;
+    assert_eq!(stored(js, "chat.lobby.twitch.src").await.len(), 4);
 }
 
 #[tokio::test]
 async fn without_history_url_nothing_is_asked_and_nothing_said_meanwhile_comes() {
-    let nats = NatsServer::start();
-    let fake = FakeTwitch::start().await;
-    let history = FakeTwitchApi::start().await;
-    let js = js(&nats.url()).await;
-    let mut jb = Jetbridge::start(&config(&nats, &fake, None));
-    fake.wait_joined(&["#src", "#dst"], WAIT).await;
-    let mut chat = Chat {
-        fake: &fake,
-        history: &history,
-        n: 0,
-    };
+    let mut s = Setup::start(false).await;
+    let (fake, history, js) = (&s.fake, &s.history, &s.js);
+    let mut chat = Chat::new(fake, history);
     chat.live("one").await;
     fake.wait_for_line("#dst", "one", WAIT).await;
-    wait_outbound_idle(&js, "twitch").await;
-    jb.terminate().await;
+    wait_outbound_idle(js, "twitch").await;
+    s.jb.terminate().await;
     chat.away("said while away");
-    jb.restart();
+    s.jb.restart();
     fake.wait_joined(&["#src", "#dst"], WAIT).await;
     chat.live("two").await;
     let dst = fake.wait_for_line("#dst", "two", WAIT).await;

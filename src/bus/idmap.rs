@@ -16,6 +16,11 @@ use crate::event;
 /// key no escaped event id can produce): the last stream sequence the channel
 /// handled. A channel handles its events in stream order, so everything of the
 /// channel at or below the watermark was posted (or deliberately skipped).
+///
+/// And each copy the other way round (`<channel token>.=cp<escaped platform
+/// id>` → event id), so that a copy deleted on its platform leads back to
+/// its original (a mirrored delete). A copy jetbridge deletes itself loses
+/// that entry first: its deletion coming back is then not a moderator's.
 #[derive(Clone)]
 pub struct IdMap {
     store: kv::Store,
@@ -60,13 +65,15 @@ impl IdMap {
     pub fn key(channel: &str, event_id: &str) -> String {
         let mut key = event::channel_token(channel);
         key.push('.');
-        for b in event_id.bytes() {
-            if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
-                key.push(b as char);
-            } else {
-                key.push_str(&format!("={b:02X}"));
-            }
-        }
+        escape_into(&mut key, event_id);
+        key
+    }
+
+    /// Key of the copy with platform id `platform_id` in `channel`.
+    fn copy_key(channel: &str, platform_id: &str) -> String {
+        // `=c`: lower case, never the escape of an event id.
+        let mut key = format!("{}.=cp", event::channel_token(channel));
+        escape_into(&mut key, platform_id);
         key
     }
 
@@ -140,6 +147,67 @@ impl IdMap {
             .await
             .map_err(|e| self.error(e))?;
         Ok(())
+    }
+}
+
+impl IdMap {
+    /// Remember that the copies `platform_ids` in `channel` are of `event_id`.
+    pub async fn put_copies(
+        &self,
+        channel: &str,
+        platform_ids: &[String],
+        event_id: &str,
+    ) -> Result<(), BusError> {
+        let writes = platform_ids.iter().map(|id| {
+            self.store.put(
+                Self::copy_key(channel, id),
+                bytes::Bytes::copy_from_slice(event_id.as_bytes()),
+            )
+        });
+        for r in futures::future::join_all(writes).await {
+            r.map_err(|e| self.error(e))?;
+        }
+        Ok(())
+    }
+
+    /// The event whose copy in `channel` has platform id `platform_id`.
+    pub async fn copy_of(
+        &self,
+        channel: &str,
+        platform_id: &str,
+    ) -> Result<Option<String>, BusError> {
+        let v = self
+            .store
+            .get(Self::copy_key(channel, platform_id))
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(v.and_then(|b| String::from_utf8(b.to_vec()).ok()))
+    }
+
+    /// Forget the copies `platform_ids` in `channel` (jetbridge deletes them).
+    pub async fn forget_copies(
+        &self,
+        channel: &str,
+        platform_ids: &[String],
+    ) -> Result<(), BusError> {
+        let deletes = platform_ids
+            .iter()
+            .map(|id| self.store.delete(Self::copy_key(channel, id)));
+        for r in futures::future::join_all(deletes).await {
+            r.map_err(|e| self.error(e))?;
+        }
+        Ok(())
+    }
+}
+
+/// `raw` in the key alphabet: `[A-Za-z0-9_-]` kept, anything else `=XX`.
+pub(super) fn escape_into(key: &mut String, raw: &str) {
+    for b in raw.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+            key.push(b as char);
+        } else {
+            key.push_str(&format!("={b:02X}"));
+        }
     }
 }
 

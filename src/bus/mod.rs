@@ -15,6 +15,7 @@ mod lease;
 mod media;
 mod publisher;
 mod stream;
+mod verdicts;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,7 @@ pub use lease::{Lease, Renewal};
 pub use media::MediaBucket;
 pub use publisher::Publisher;
 pub use stream::{ReadFrom, Stored, StoredReader};
+pub use verdicts::{Verdict, Verdicts};
 
 /// Failures talking to NATS, by operation.
 #[derive(Debug, thiserror::Error)]

@@ -183,13 +183,26 @@ impl Bus {
     /// Publish one event and wait for its PubAck; returns the stream sequence.
     /// Used where a caller must know the event is stored (CLI `send`, HTTP API).
     pub async fn publish_now(&self, ev: &ChatEvent) -> Result<u64, BusError> {
+        Ok(self.publish_acked(ev).await?.sequence)
+    }
+
+    /// Publish one event and wait for its PubAck; `None` when the stream
+    /// already had an event of that id (within the duplicate window).
+    pub async fn publish_new(&self, ev: &ChatEvent) -> Result<Option<u64>, BusError> {
+        let ack = self.publish_acked(ev).await?;
+        Ok((!ack.duplicate).then_some(ack.sequence))
+    }
+
+    async fn publish_acked(
+        &self,
+        ev: &ChatEvent,
+    ) -> Result<jetstream::publish::PublishAck, BusError> {
         let subject = ev.subject();
         let err = |source: super::Source| BusError::Publish {
             subject: subject.clone(),
             source,
         };
-        let ack = self
-            .js
+        self.js
             .send_publish(
                 subject.clone(),
                 jetstream::message::PublishMessage::build()
@@ -199,8 +212,7 @@ impl Bus {
             .await
             .map_err(|e| err(Box::new(e)))?
             .await
-            .map_err(|e| err(Box::new(e)))?;
-        Ok(ack.sequence)
+            .map_err(|e| err(Box::new(e)))
     }
 
     /// The newest message stored under `subject` (its payload), if any.

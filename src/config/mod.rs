@@ -111,6 +111,10 @@ pub struct HttpConfig {
     /// How viewers elsewhere reach this server (the links to media jetbridge
     /// serves); empty = `http://<listen>`.
     pub public_url: String,
+    /// Bearer token of the moderator's console and the moderation route;
+    /// empty turns both off. Separate from `api_token`: sending is not
+    /// moderating.
+    pub mod_token: Secret,
 }
 
 impl Default for HttpConfig {
@@ -121,6 +125,7 @@ impl Default for HttpConfig {
             api_token: Secret::default(),
             cors_origins: Vec::new(),
             public_url: String::new(),
+            mod_token: Secret::default(),
         }
     }
 }
@@ -288,6 +293,9 @@ pub struct RoomConfig {
     pub hold: Option<Duration>,
     /// The notice types relayed to the room's channels.
     pub notices: Notices,
+    /// A copy deleted on its platform removes the original and every other
+    /// copy (`mirror_deletes`, default true).
+    pub mirror_deletes: bool,
 }
 
 /// The validated configuration.

@@ -385,12 +385,24 @@ impl<'p> Validator<'p> {
                     Notices::default()
                 }
             };
+            let mirror_deletes = match map.remove("mirror_deletes") {
+                None => true,
+                Some(Value::Bool(b)) => b,
+                Some(_) => {
+                    self.problem(
+                        &format!("{path}.mirror_deletes"),
+                        ProblemKind::Invalid,
+                        "expected true or false",
+                    );
+                    true
+                }
+            };
             let channels_v = map.remove("channels");
             for key in map.keys() {
                 self.problem(
                     &format!("{path}.{key}"),
                     ProblemKind::Unknown,
-                    "unknown key (known: name, channels, hold, notices, ignore_authors, ignore_text)",
+                    "unknown key (known: name, channels, hold, notices, mirror_deletes, ignore_authors, ignore_text)",
                 );
             }
             let channels_v = match channels_v {
@@ -432,6 +444,7 @@ impl<'p> Validator<'p> {
                 rules,
                 hold,
                 notices,
+                mirror_deletes,
             });
         }
         rooms

@@ -7,9 +7,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::StreamExt;
 
-use super::{Backbone, Incoming, Lease, Opened, Records, Settle};
+use super::{Backbone, Incoming, Lease, Opened, Records, Settle, Verdicts};
 use crate::bridge::Posted;
-use crate::bus::{self, AckHandle, Bus, BusError, IdMap, MarkScope, Renewal};
+use crate::bus::{self, AckHandle, Bus, BusError, IdMap, MarkScope, Renewal, Verdict};
+use crate::event::ChatEvent;
 
 #[async_trait]
 impl Backbone for Bus {
@@ -24,6 +25,14 @@ impl Backbone for Bus {
         ttl: Duration,
     ) -> Result<Box<dyn Lease>, BusError> {
         Ok(Box::new(Bus::lease(self, name, holder, ttl).await?))
+    }
+
+    async fn verdicts(&self) -> Result<Arc<dyn Verdicts>, BusError> {
+        Ok(Arc::new(Bus::verdicts(self).await?))
+    }
+
+    async fn publish(&self, ev: &ChatEvent) -> Result<bool, BusError> {
+        Ok(self.publish_new(ev).await?.is_some())
     }
 
     async fn open(
@@ -86,7 +95,18 @@ impl Records for IdMap {
         IdMap::get(self, channel, event_id).await
     }
     async fn put(&self, channel: &str, event_id: &str, posted: &Posted) -> Result<(), BusError> {
-        IdMap::put(self, channel, event_id, posted).await
+        let (record, copies) = futures::future::join(
+            IdMap::put(self, channel, event_id, posted),
+            self.put_copies(channel, &posted.ids, event_id),
+        )
+        .await;
+        record.and(copies)
+    }
+    async fn copy_of(&self, channel: &str, platform_id: &str) -> Result<Option<String>, BusError> {
+        IdMap::copy_of(self, channel, platform_id).await
+    }
+    async fn forget_copies(&self, channel: &str, platform_ids: &[String]) -> Result<(), BusError> {
+        IdMap::forget_copies(self, channel, platform_ids).await
     }
     async fn watermark(&self, channel: &str, scope: &MarkScope) -> Result<Option<u64>, BusError> {
         IdMap::watermark(self, channel, scope).await
@@ -98,5 +118,27 @@ impl Records for IdMap {
         seq: u64,
     ) -> Result<(), BusError> {
         IdMap::put_watermark(self, channel, scope, seq).await
+    }
+}
+
+#[async_trait]
+impl Verdicts for bus::Verdicts {
+    async fn report(
+        &self,
+        delete_id: &str,
+        bridge: &str,
+        channel: &str,
+        verdict: &Verdict,
+    ) -> Result<(), BusError> {
+        bus::Verdicts::report(self, delete_id, bridge, channel, verdict).await
+    }
+
+    async fn collect(
+        &self,
+        delete_id: &str,
+        expected: &[(String, String)],
+        within: Duration,
+    ) -> Result<std::collections::HashMap<(String, String), Verdict>, BusError> {
+        bus::Verdicts::collect(self, delete_id, expected, within).await
     }
 }

@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use super::item::Item;
 use super::ledger::Ledger;
+use super::mirror::{self, Mirror};
 use super::recent::Recent;
 use super::tracker::{Inflight, Tracker};
 use super::worker::Worker;
@@ -59,11 +60,12 @@ pub async fn run_outbound(
             return;
         }
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
-        let (records, mut lease) = loop {
+        let (records, verdicts, mut lease) = loop {
             let holder = format!("{}-{}", std::process::id(), ulid::Ulid::generate());
             let state = async {
                 (
                     backbone.records(&name).await,
+                    backbone.verdicts().await,
                     backbone
                         .lease(&format!("out-{name}"), &holder, LEASE_TTL)
                         .await,
@@ -73,8 +75,8 @@ pub async fn run_outbound(
                 return;
             };
             match state {
-                (Ok(r), Ok(l)) => break (r, l),
-                (Err(e), _) | (_, Err(e)) => {
+                (Ok(r), Ok(v), Ok(l)) => break (r, v, l),
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
                     tracing::warn!(error = %e, "outbound state not ready, retrying")
                 }
             }
@@ -83,12 +85,20 @@ pub async fn run_outbound(
                 _ = tokio::time::sleep(backoff.next_delay()) => {}
             }
         };
+        let mirror = Arc::new(Mirror {
+            backbone: backbone.clone(),
+            records: records.clone(),
+            verdicts: verdicts.clone(),
+            routes: routes.clone(),
+        });
         let leader = Leader {
             backbone,
             bridge_name: Arc::from(name.as_str()),
             bridge,
             routes,
             records,
+            verdicts,
+            mirror,
             recent: Recent::default(),
             timing,
         };
@@ -149,6 +159,8 @@ struct Leader {
     bridge_name: Arc<str>,
     routes: Arc<Routes>,
     records: Arc<dyn Records>,
+    verdicts: Arc<dyn super::Verdicts>,
+    mirror: Arc<Mirror>,
     /// What was posted lately (kept across leaderships).
     recent: Recent,
     timing: OutboundTiming,
@@ -300,7 +312,8 @@ impl Leader {
             }
         };
         let destinations = self.routes.destinations(&ev);
-        if destinations.is_empty() {
+        let follow = mirror::may_follow(&self.bridge_name, &self.routes, &ev);
+        if destinations.is_empty() && !follow {
             if let Err(e) = msg.ack.ack().await {
                 // JetStream delivers it again; it still goes nowhere.
                 super::tracker::settle_failed(self.bridge.name(), "ack", seq, &e);
@@ -310,7 +323,7 @@ impl Leader {
         let tracker = Arc::new(Tracker::new(
             seq,
             self.bridge_name.clone(),
-            destinations.len(),
+            destinations.len() + usize::from(follow),
             msg.ack,
         ));
         let hold_until = match (ev.kind, self.routes.hold(&ev.room)) {
@@ -323,6 +336,32 @@ impl Leader {
         };
         d.inflight.lock().insert(seq, tracker.clone());
         let ev = Arc::new(ev);
+        if follow {
+            let (mirror, ev, tracker) = (self.mirror.clone(), ev.clone(), tracker.clone());
+            let (inflight, hard_stop) = (d.inflight.clone(), d.hard_stop.clone());
+            d.tasks.spawn(
+                async move {
+                    let mut backoff =
+                        Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
+                    // Not done when stopped: JetStream gives it to the next leader.
+                    loop {
+                        let followed = tokio::select! {
+                            r = mirror.follow(&ev) => r,
+                            _ = hard_stop.cancelled() => break tracker.abandon(&inflight).await,
+                        };
+                        match followed {
+                            Ok(()) => break tracker.done(&inflight).await,
+                            Err(e) => tracing::warn!(error = %e, event_id = %ev.id, "cannot follow a deleted copy yet"),
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(backoff.next_delay()) => {}
+                            _ = hard_stop.cancelled() => break tracker.abandon(&inflight).await,
+                        }
+                    }
+                }
+                .in_current_span(),
+            );
+        }
         for ch in destinations {
             let tx = d.workers.entry(ch.to_string()).or_insert_with(|| {
                 let (tx, rx) = mpsc::unbounded_channel();
@@ -349,6 +388,8 @@ impl Leader {
                     scope,
                     watermark: None,
                     clock: self.timing.clock,
+                    verdicts: self.verdicts.clone(),
+                    refused: None,
                 };
                 let span = tracing::info_span!("channel", channel = %ch);
                 d.tasks.spawn(worker.run(rx).instrument(span));

@@ -20,6 +20,7 @@ mod coalesce;
 mod item;
 mod leader;
 mod ledger;
+mod mirror;
 mod recent;
 mod routes;
 mod tracker;
@@ -36,7 +37,8 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 
 use crate::bridge::Posted;
-use crate::bus::{BusError, MarkScope, Renewal};
+use crate::bus::{BusError, MarkScope, Renewal, Verdict};
+use crate::event::ChatEvent;
 
 pub use leader::{LEASE_TTL, OutboundTiming, run_outbound};
 pub use ledger::RECORDING_DEPTH;
@@ -55,6 +57,12 @@ pub trait Backbone: Send + Sync + 'static {
         holder: &str,
         ttl: Duration,
     ) -> Result<Box<dyn Lease>, BusError>;
+
+    /// Where channels say what they did for a delete (see `bus::Verdicts`).
+    async fn verdicts(&self) -> Result<Arc<dyn Verdicts>, BusError>;
+
+    /// Store `ev` now; false when the stream already had it (a duplicate).
+    async fn publish(&self, ev: &ChatEvent) -> Result<bool, BusError>;
 
     /// The outbound messages of `bridge` for `filters` (see `Bus::outbound`).
     async fn open(
@@ -106,7 +114,14 @@ pub trait Lease: Send {
 #[async_trait]
 pub trait Records: Send + Sync {
     async fn get(&self, channel: &str, event_id: &str) -> Result<Option<Posted>, BusError>;
+    /// Record `posted` as the copy of `event_id` in `channel` (and each of
+    /// its platform ids as leading back to `event_id`).
     async fn put(&self, channel: &str, event_id: &str, posted: &Posted) -> Result<(), BusError>;
+    /// The event whose copy in `channel` has platform id `platform_id`.
+    async fn copy_of(&self, channel: &str, platform_id: &str) -> Result<Option<String>, BusError>;
+    /// Forget where the copies `platform_ids` in `channel` lead (they are
+    /// being deleted by jetbridge itself).
+    async fn forget_copies(&self, channel: &str, platform_ids: &[String]) -> Result<(), BusError>;
     async fn watermark(&self, channel: &str, scope: &MarkScope) -> Result<Option<u64>, BusError>;
     async fn put_watermark(
         &self,
@@ -114,4 +129,25 @@ pub trait Records: Send + Sync {
         scope: &MarkScope,
         seq: u64,
     ) -> Result<(), BusError>;
+}
+
+/// What channels did for a delete carried out everywhere (see `bus::Verdicts`).
+#[async_trait]
+pub trait Verdicts: Send + Sync {
+    async fn report(
+        &self,
+        delete_id: &str,
+        bridge: &str,
+        channel: &str,
+        verdict: &Verdict,
+    ) -> Result<(), BusError>;
+
+    /// The answers of `expected` (bridge, channel) pairs, until all answered
+    /// or `within` passed.
+    async fn collect(
+        &self,
+        delete_id: &str,
+        expected: &[(String, String)],
+        within: Duration,
+    ) -> Result<std::collections::HashMap<(String, String), Verdict>, BusError>;
 }

@@ -27,6 +27,10 @@ struct RoomRoutes {
     hold: Option<std::time::Duration>,
     /// The notice types relayed.
     notices: Notices,
+    /// A deleted copy removes the original and the other copies.
+    mirror_deletes: bool,
+    /// Every channel of the room that is written to, of any bridge.
+    writers: Vec<(String, String)>,
 }
 
 impl Routes {
@@ -57,6 +61,13 @@ impl Routes {
                     destinations,
                     hold: room.hold,
                     notices: room.notices.clone(),
+                    mirror_deletes: room.mirror_deletes,
+                    writers: room
+                        .channels
+                        .iter()
+                        .filter(|c| c.direction.writes())
+                        .map(|c| (c.bridge.clone(), c.channel.clone()))
+                        .collect(),
                 },
             );
         }
@@ -76,6 +87,17 @@ impl Routes {
     /// How long after it was sent a message of `room` may be relayed.
     pub fn hold(&self, room: &str) -> Option<std::time::Duration> {
         self.rooms.get(room).and_then(|r| r.hold)
+    }
+
+    /// Whether a copy deleted in `room` removes the original and every other copy.
+    pub fn mirrors_deletes(&self, room: &str) -> bool {
+        self.rooms.get(room).is_some_and(|r| r.mirror_deletes)
+    }
+
+    /// Every (bridge, channel) that `room` writes to: where a delete of one
+    /// of its messages may have something to remove.
+    pub fn writers(&self, room: &str) -> &[(String, String)] {
+        self.rooms.get(room).map_or(&[], |r| r.writers.as_slice())
     }
 
     pub fn is_empty(&self) -> bool {
@@ -114,10 +136,16 @@ impl Routes {
         {
             return Vec::new();
         }
+        // A delete asked for elsewhere than where its message was said (a
+        // deleted copy, the console) is carried out everywhere, its source
+        // included: another part of the deleted copy may be there.
+        let everywhere = ev.is_foreign_delete();
         room.destinations
             .iter()
             // Never back to where it came from.
-            .filter(|ch| !(ev.source.bridge == self.bridge && ev.source.channel == **ch))
+            .filter(|ch| {
+                everywhere || !(ev.source.bridge == self.bridge && ev.source.channel == **ch)
+            })
             .filter(|ch| {
                 !filtered
                     || !room

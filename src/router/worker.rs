@@ -12,16 +12,16 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::Records;
 use super::coalesce::{self, MemberChange};
 use super::item::{Item, withdrawn};
 use super::ledger::Ledger;
 use super::recent::Recent;
 use super::tracker::Inflight;
+use super::{Records, Verdicts};
 use crate::backoff::Backoff;
 use crate::bridge::{Action, Bridge, DeliverError, Delivery, Posted};
-use crate::bus::MarkScope;
-use crate::event::{ChatEvent, EventKind};
+use crate::bus::{MarkScope, Verdict};
+use crate::event::{self, ChatEvent, EventKind};
 use crate::ratelimit::Limiter;
 
 pub struct Worker {
@@ -39,6 +39,11 @@ pub struct Worker {
     pub watermark: Option<u64>,
     /// The wall clock event times are measured against.
     pub clock: crate::clock::Clock,
+    /// Where this channel says what it did for a delete carried out
+    /// everywhere (a mirrored or console delete).
+    pub verdicts: Arc<dyn Verdicts>,
+    /// Why the platform refused the last delivery for good, if it did.
+    pub refused: Option<String>,
 }
 
 /// What one delivery does to the channel.
@@ -159,14 +164,34 @@ impl Worker {
             // Routes never send these here.
             EventKind::Moderation | EventKind::Unknown => return self.skip(&batch[0].0).await,
         };
-        let reference = match referenced {
+        let mut reference = match referenced {
             Some(id) => self.lookup(id).await,
             None => None,
         };
+        // A delete carried out everywhere reaches the original too.
+        if ev.kind == EventKind::Delete
+            && reference.is_none()
+            && let Some(id) =
+                referenced.and_then(|t| event::said_in(t, self.bridge.name(), &self.channel))
+        {
+            reference = Some(Posted {
+                ids: vec![id.to_string()],
+                ..Default::default()
+            });
+        }
+        let answer_for = ev.is_foreign_delete().then(|| ev.id.clone());
         let plan = match (ev.kind, &reference) {
             (EventKind::Message | EventKind::Notice, _) => Plan::Post,
             // Nothing of ours to edit or delete in this channel.
-            (_, None) => return self.skip(&batch[0].0).await,
+            (_, None) => {
+                if let Some(id) = &answer_for
+                    && !self.answer(id, &Verdict::Absent).await
+                {
+                    batch[0].0.tracker.abandon(&self.inflight).await;
+                    return false;
+                }
+                return self.skip(&batch[0].0).await;
+            }
             (EventKind::Edit, Some(_)) if !spec.can_edit => return self.skip(&batch[0].0).await,
             (kind, Some(r)) => {
                 let target = ev.target.as_deref().unwrap_or_default();
@@ -193,10 +218,29 @@ impl Worker {
                     .join(spec.joiner),
             ],
         };
-        let Some(posted) = self
-            .attempt(&ev, &plan, &parts, reference.as_ref(), batch.len() > 1)
-            .await
-        else {
+        // Our own deletion of a copy, coming back from its platform, must not
+        // pass for a moderator's: the copy stops leading to its original first.
+        let unlinked = match (&plan, &reference) {
+            (Plan::Delete, Some(r)) => r.ids.as_slice(),
+            (Plan::Edit, Some(r)) => r.ids.get(parts.len()..).unwrap_or_default(),
+            _ => &[],
+        };
+        let mut posted = None;
+        if unlinked.is_empty() || self.forget(unlinked).await {
+            posted = self
+                .attempt(&ev, &plan, &parts, reference.as_ref(), batch.len() > 1)
+                .await;
+        }
+        if let (Some(_), Some(id)) = (&posted, &answer_for) {
+            let verdict = match self.refused.take() {
+                Some(error) => Verdict::Refused { error },
+                None => Verdict::Done,
+            };
+            if !self.answer(id, &verdict).await {
+                posted = None;
+            }
+        }
+        let Some(posted) = posted else {
             for (item, _) in &batch {
                 item.tracker.abandon(&self.inflight).await;
             }
@@ -220,6 +264,7 @@ impl Worker {
         combined: bool,
     ) -> Option<Option<Posted>> {
         let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
+        self.refused = None;
         let mut done = Posted::default();
         let mut sent = 0;
         loop {
@@ -260,6 +305,7 @@ impl Worker {
                 DeliverError::Reject(reason) => {
                     tracing::error!(event_id = %ev.id, %reason, "delivery rejected, skipping");
                     self.count_failure("rejected");
+                    self.refused = Some(reason.to_string());
                     // Parts already on the platform stay reachable for deletes.
                     return Some((sent > 0).then_some(done));
                 }
@@ -358,6 +404,46 @@ impl Worker {
             self.records.get(&self.channel, &item.event.id).await,
             Ok(Some(_))
         )
+    }
+
+    /// Retry `write` until it lands; false when stopped first.
+    async fn persist<F, Fut>(&self, what: &str, mut write: F) -> bool
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), crate::bus::BusError>>,
+    {
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        loop {
+            match write().await {
+                Ok(()) => return true,
+                Err(e) => tracing::warn!(record = what, error = %e, "cannot write yet"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+                _ = self.hard_stop.cancelled() => return false,
+            }
+        }
+    }
+
+    /// Forget where the copies `ids` lead (see `Records::forget_copies`).
+    async fn forget(&self, ids: &[String]) -> bool {
+        self.persist("copies", || self.records.forget_copies(&self.channel, ids))
+            .await
+    }
+
+    /// Say what this channel did for the delete `delete_id`.
+    async fn answer(&self, delete_id: &str, verdict: &Verdict) -> bool {
+        tracing::info!(
+            delete_id,
+            ?verdict,
+            "delete carried out everywhere: this channel's part"
+        );
+        let bridge = self.bridge.name();
+        self.persist("verdict", || {
+            self.verdicts
+                .report(delete_id, bridge, &self.channel, verdict)
+        })
+        .await
     }
 
     async fn lookup(&self, event_id: &str) -> Option<Posted> {

@@ -19,6 +19,7 @@ mod helix;
 mod hold;
 mod http;
 mod media;
+mod mirror;
 mod moderation;
 mod notices;
 mod page;

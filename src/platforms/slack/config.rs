@@ -13,6 +13,10 @@ pub struct SlackConfig {
     pub app_token: Secret,
     /// Bot token (`xoxb-…`) for the Web API.
     pub bot_token: Secret,
+    /// A user token (`xoxp-…`) of a workspace admin, optional: a bot token
+    /// deletes only the bot's own posts, this one reaches the rest (a
+    /// mirrored or console delete of a Slack original).
+    pub user_token: Secret,
     /// Web API base.
     pub api_url: String,
     /// Do not relay messages of other bots.
@@ -24,6 +28,7 @@ impl Default for SlackConfig {
         SlackConfig {
             app_token: Secret::default(),
             bot_token: Secret::default(),
+            user_token: Secret::default(),
             api_url: "https://slack.com/api".into(),
             ignore_bots: false,
         }

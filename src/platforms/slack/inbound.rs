@@ -163,8 +163,11 @@ impl Shared {
                 let ts = ev
                     .deleted_ts
                     .or_else(|| ev.previous_message.as_ref().map(|p| p.ts.clone()))?;
+                // A post of ours deleted is kept too: if jetbridge did not
+                // delete it, a moderator did, and the router follows it to the
+                // original (a mirrored delete).
                 let author = match &ev.previous_message {
-                    Some(p) if self.is_own(&p.sender).await => return None,
+                    Some(p) if self.is_own(&p.sender).await => None,
                     Some(p) => Some(self.author(&p.sender).await),
                     None => None,
                 };

@@ -56,6 +56,8 @@ impl Platform for Slack {
         let cfg = account.settings.clone();
         let client = api::client(&cfg.api_url)?;
         let bot_token = SlackApiToken::new(cfg.bot_token.expose().into());
+        let user_token = (!cfg.user_token.is_empty())
+            .then(|| SlackApiToken::new(cfg.user_token.expose().into()));
         // Files are fetched with the bot token: a redirect means it was refused
         // (Slack's sign-in page), never a place to follow it to.
         let download = reqwest::Client::builder()
@@ -69,6 +71,7 @@ impl Platform for Slack {
             cfg,
             client,
             bot_token,
+            user_token,
             me: RwLock::new(None),
             customize: AtomicBool::new(true),
             users: Mutex::new(Bounded::new(api::USER_CACHE)),
@@ -85,6 +88,8 @@ struct Shared {
     cfg: SlackConfig,
     client: Arc<SlackHyperClient>,
     bot_token: SlackApiToken,
+    /// An admin's token, for deleting what is not the bot's.
+    user_token: Option<SlackApiToken>,
     /// Our bot user and bot id, from `auth.test`.
     me: RwLock<Option<(String, Option<String>)>>,
     /// Whether Slack lets us post with a custom name and icon.

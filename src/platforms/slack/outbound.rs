@@ -103,13 +103,30 @@ impl Shared {
         channel: &str,
         target: &Posted,
     ) -> Result<Posted, DeliverError> {
-        let session = self.client.open_session(&self.bot_token);
+        let bot = self.client.open_session(&self.bot_token);
+        let admin = self
+            .user_token
+            .as_ref()
+            .map(|t| self.client.open_session(t));
         for ts in &target.ids {
             let req = SlackApiChatDeleteRequest::new(
                 SlackChannelId::new(channel.into()),
                 SlackTs::new(ts.clone()),
             );
-            match session.chat_delete(&req).await {
+            let refused = match bot.chat_delete(&req).await {
+                Ok(_) => continue,
+                Err(e) if is_gone(&e) => continue,
+                Err(e) if !cannot_delete(&e) => return Err(classify(e)),
+                Err(e) => e,
+            };
+            // Someone else's message: only an admin's user token reaches it.
+            let Some(admin) = &admin else {
+                return Err(DeliverError::reject(format!(
+                    "{refused}: a bot token deletes only the bot's own posts; set {}.user_token (a workspace admin's xoxp- token) to delete others'",
+                    self.name
+                )));
+            };
+            match admin.chat_delete(&req.with_as_user(true)).await {
                 Ok(_) => {}
                 Err(e) if is_gone(&e) => {}
                 Err(e) => return Err(classify(e)),
@@ -117,4 +134,9 @@ impl Shared {
         }
         Ok(target.clone())
     }
+}
+
+/// Slack refused a deletion for want of rights.
+fn cannot_delete(e: &SlackClientError) -> bool {
+    matches!(e, SlackClientError::ApiError(a) if a.code == "cant_delete_message")
 }

@@ -164,9 +164,13 @@ impl Reader {
                 }
             }
             ServerMessage::ClearMsg(m) => {
-                inbound
-                    .publish(super::moderation::clearmsg(&self.bridge, &m))
-                    .await;
+                // One of our own lines removed: jetbridge did it, or a
+                // moderator did and the mirrored delete records it.
+                if !m.sender_login.eq_ignore_ascii_case(&self.own_login) {
+                    inbound
+                        .publish(super::moderation::clearmsg(&self.bridge, &m))
+                        .await;
+                }
                 let channel = format!("#{}", m.channel_login);
                 let mut ev = ChatEvent::delete(
                     &self.bridge,

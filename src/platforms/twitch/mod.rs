@@ -294,13 +294,12 @@ impl Bridge for TwitchBridge {
                 first,
                 reply_to,
             } => (parts, reply_to.filter(|_| first == 0)),
-            // A copy sent through the API has Twitch's id: a moderator's
-            // delete removes it.
+            // A copy has Twitch's id (from the API's answer, or the
+            // USERSTATE answering the line): the API removes it.
             Action::Delete { target } if !target.ids.is_empty() => {
                 return self.delete_api(d.channel, target).await;
             }
-            // Twitch cannot edit, and a line sent over IRC has no id we
-            // learn to delete it by: both are no-ops.
+            // Twitch cannot edit; a copy without an id cannot be found.
             Action::Edit { .. } | Action::Delete { .. } => return Ok(Posted::default()),
         };
         let login = d.channel.trim_start_matches('#').to_string();
@@ -324,13 +323,23 @@ impl Bridge for TwitchBridge {
             let line = markup::guard_command(&render::single_line(part));
             let (link, login) = (&link, login.clone());
             async move {
-                if !line.is_empty() {
-                    self.outbox
-                        .send(&link.client, &link.gate, &login, line)
-                        .await?;
+                if line.is_empty() {
+                    return Ok(None);
                 }
-                // The id Twitch gives comes later (USERSTATE), apart from the post.
-                Ok(None)
+                let answer = self
+                    .outbox
+                    .send(&link.client, &link.gate, &login, line)
+                    .await?;
+                // The line is Twitch's now; its answer gives the copy's id.
+                // Unanswered for long (a connection being replaced), the
+                // outbox still sends it again: only the id is not learnt.
+                match tokio::time::timeout(outbox::ANSWER_WITHIN * 4, answer).await {
+                    Ok(Ok(Ok(id))) => Ok(Some(id)),
+                    Ok(Ok(Err(notice))) => Err(DeliverError::reject(format!(
+                        "twitch refused the line: {notice}"
+                    ))),
+                    Ok(Err(_)) | Err(_) => Ok(None),
+                }
             }
         })
         .await
@@ -356,17 +365,21 @@ impl TwitchBridge {
     fn answer(&self, msg: &twitch_irc::message::ServerMessage) {
         use twitch_irc::message::ServerMessage;
         match msg {
-            ServerMessage::UserState(u) if u.source.tags.0.contains_key("id") => {
-                self.outbox.confirmed(&u.channel_login);
+            ServerMessage::UserState(u) => {
+                if let Some(id) = u.source.tags.0.get("id") {
+                    self.outbox.confirmed(&u.channel_login, id);
+                }
             }
             ServerMessage::Notice(n) => {
                 let (Some(channel), Some(id)) = (&n.channel_login, &n.message_id) else {
                     return;
                 };
                 if id.starts_with("msg_") {
-                    let line = self.outbox.refused(channel);
-                    tracing::error!(channel, notice = %n.message_text, msg_id = %id, line = ?line, "twitch refused a line");
-                    metrics::counter!("jetbridge_delivery_failures_total", "bridge" => self.name.clone(), "reason" => "refused").increment(1);
+                    // Its delivery fails with this, and is counted there.
+                    let line = self
+                        .outbox
+                        .refused(channel, &format!("{id}: {}", n.message_text));
+                    tracing::warn!(channel, notice = %n.message_text, msg_id = %id, line = ?line, "twitch refused a line");
                 }
             }
             _ => {}

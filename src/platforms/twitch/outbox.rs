@@ -9,6 +9,10 @@
 //! replaced, or left unanswered too long, go out again, in order, before
 //! anything new.
 //!
+//! A line's answer is handed back to its sender ([`Answer`]): the id of the
+//! new message (what a moderator's deletion of it names later) or why
+//! Twitch refused it.
+//!
 //! A channel has one line unconfirmed at a time ([`WINDOW`]). More in flight
 //! would be faster, but a line written while twitch-irc replaces a dead
 //! connection can then reach Twitch before an earlier one that died with the
@@ -30,12 +34,16 @@ pub const WINDOW: usize = 1;
 /// A line unanswered this long is sent again.
 pub const ANSWER_WITHIN: Duration = Duration::from_secs(5);
 
+/// Twitch's answer to a line: the new message's id, or the NOTICE refusing it.
+pub type Answer = tokio::sync::oneshot::Receiver<Result<String, String>>;
+
 #[derive(Debug)]
 struct Line {
     text: String,
     /// The connection it went out on (see [`ReadGate::generation`]).
     connection: u64,
     sent: Instant,
+    answer: Option<tokio::sync::oneshot::Sender<Result<String, String>>>,
 }
 
 /// One channel: its unconfirmed lines, and the right to send in it.
@@ -92,13 +100,12 @@ impl Lane {
                 .await
                 .map_err(DeliverError::retry)?;
         }
-        let mut lines = self.lines();
-        lines.clear();
-        lines.extend(texts.into_iter().map(|text| Line {
-            text,
-            connection: now_on,
-            sent: Instant::now(),
-        }));
+        // The same lines, now on this connection (answers arrive for them
+        // only after these writes, and this lane's sending is ours).
+        for line in self.lines().iter_mut() {
+            line.connection = now_on;
+            line.sent = Instant::now();
+        }
         Ok(())
     }
 }
@@ -110,14 +117,15 @@ impl Outbox {
     }
 
     /// Send `text` to channel `login` once the lane has room, after anything
-    /// that must go again. Returns once it is written (not yet confirmed).
+    /// that must go again. Returns once it is written (not yet confirmed),
+    /// with where Twitch's answer will come.
     pub async fn send(
         &self,
         client: &IrcClient,
         gate: &ReadGate,
         login: &str,
         text: String,
-    ) -> Result<(), DeliverError> {
+    ) -> Result<Answer, DeliverError> {
         let lane = self.lane(login);
         loop {
             let room = lane.room.notified();
@@ -134,33 +142,44 @@ impl Outbox {
         lane.resend(client, gate, login).await?;
         // Kept before it is written: the answer can come back before the
         // write returns.
+        let (tell, answer) = tokio::sync::oneshot::channel();
         lane.lines().push_back(Line {
             text: text.clone(),
             connection: gate.generation(),
             sent: Instant::now(),
+            answer: Some(tell),
         });
         if let Err(e) = client.privmsg(login.to_string(), text).await {
             lane.lines().pop_back();
             return Err(DeliverError::retry(e));
         }
-        Ok(())
+        Ok(answer)
     }
 
-    /// Twitch accepted the oldest unconfirmed line sent to `login` (a
-    /// USERSTATE with an `id`; with one line in flight, there is no other).
-    pub fn confirmed(&self, login: &str) {
+    /// Twitch accepted the oldest unconfirmed line sent to `login` as message
+    /// `id` (a USERSTATE with an `id`; with one line in flight, there is no other).
+    pub fn confirmed(&self, login: &str, id: &str) {
         let lane = self.lane(login);
-        lane.lines().pop_front();
+        let line = lane.lines().pop_front();
+        if let Some(tell) = line.and_then(|l| l.answer) {
+            // The sender may have stopped waiting: nothing to tell then.
+            let _ = tell.send(Ok(id.to_string()));
+        }
         lane.room.notify_waiters();
     }
 
     /// Twitch refused the oldest unconfirmed line sent to `login` for good (a
-    /// NOTICE such as `msg_duplicate`): it is dropped, with its text for the log.
-    pub fn refused(&self, login: &str) -> Option<String> {
+    /// NOTICE such as `msg_duplicate`, said in `notice`): it is dropped, with
+    /// its text for the log.
+    pub fn refused(&self, login: &str, notice: &str) -> Option<String> {
         let lane = self.lane(login);
-        let line = lane.lines().pop_front().map(|l| l.text);
+        let line = lane.lines().pop_front();
         lane.room.notify_waiters();
-        line
+        let line = line?;
+        if let Some(tell) = line.answer {
+            let _ = tell.send(Err(notice.to_string()));
+        }
+        Some(line.text)
     }
 
     /// Send again, in every channel, what is due (a replaced connection, an

@@ -23,7 +23,10 @@ fn api_error(e: HelixError) -> DeliverError {
 impl TwitchBridge {
     fn helix(&self) -> Result<&super::helix::Helix, DeliverError> {
         self.helix.as_deref().ok_or_else(|| {
-            DeliverError::reject("send = \"api\" needs client_id, client_secret and refresh_token")
+            DeliverError::reject(format!(
+                "twitch's API is not configured: sending through it and deleting messages need {0}.client_id, {0}.client_secret and {0}.refresh_token",
+                self.name
+            ))
         })
     }
 

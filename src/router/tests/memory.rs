@@ -17,11 +17,11 @@ use crate::bridge::{
     Action, Bridge, BridgeContext, BridgeError, DeliverError, DeliverFailure, Delivery,
     OutboundSpec, Posted,
 };
-use crate::bus::{BusError, MarkScope, Renewal};
+use crate::bus::{BusError, MarkScope, Renewal, Verdict};
 use crate::config::{CommonBridgeConfig, LongMessages};
 use crate::event::ChatEvent;
 use crate::ratelimit::Rate;
-use crate::router::{Backbone, Incoming, Lease, Opened, Records, Settle};
+use crate::router::{Backbone, Incoming, Lease, Opened, Records, Settle, Verdicts};
 
 /// What happened, in order: record writes, watermarks, acks.
 type Log = Arc<Mutex<Vec<String>>>;
@@ -35,7 +35,47 @@ fn push(log: &Log, line: String) {
 pub struct MemRecords {
     entries: Mutex<HashMap<(String, String), Posted>>,
     marks: Mutex<HashMap<String, (MarkScope, u64)>>,
+    copies: Mutex<HashMap<(String, String), String>>,
     log: Log,
+}
+
+/// Verdicts in memory: what is there when asked.
+#[derive(Default)]
+pub struct MemVerdicts(Mutex<HashMap<(String, String, String), Verdict>>);
+
+#[async_trait]
+impl Verdicts for MemVerdicts {
+    async fn report(
+        &self,
+        delete_id: &str,
+        bridge: &str,
+        channel: &str,
+        verdict: &Verdict,
+    ) -> Result<(), BusError> {
+        let key = (
+            delete_id.to_string(),
+            bridge.to_string(),
+            channel.to_string(),
+        );
+        self.0.lock().unwrap().insert(key, verdict.clone());
+        Ok(())
+    }
+
+    async fn collect(
+        &self,
+        delete_id: &str,
+        expected: &[(String, String)],
+        _within: Duration,
+    ) -> Result<HashMap<(String, String), Verdict>, BusError> {
+        let all = self.0.lock().unwrap();
+        Ok(expected
+            .iter()
+            .filter_map(|(b, c)| {
+                let v = all.get(&(delete_id.to_string(), b.clone(), c.clone()))?;
+                Some(((b.clone(), c.clone()), v.clone()))
+            })
+            .collect())
+    }
 }
 
 #[async_trait]
@@ -48,6 +88,21 @@ impl Records for MemRecords {
         push(&self.log, format!("put {event_id}"));
         let key = (channel.to_string(), event_id.to_string());
         self.entries.lock().unwrap().insert(key, posted.clone());
+        let mut copies = self.copies.lock().unwrap();
+        for id in &posted.ids {
+            copies.insert((channel.to_string(), id.clone()), event_id.to_string());
+        }
+        Ok(())
+    }
+    async fn copy_of(&self, channel: &str, platform_id: &str) -> Result<Option<String>, BusError> {
+        let key = (channel.to_string(), platform_id.to_string());
+        Ok(self.copies.lock().unwrap().get(&key).cloned())
+    }
+    async fn forget_copies(&self, channel: &str, platform_ids: &[String]) -> Result<(), BusError> {
+        let mut copies = self.copies.lock().unwrap();
+        for id in platform_ids {
+            copies.remove(&(channel.to_string(), id.clone()));
+        }
         Ok(())
     }
     async fn watermark(&self, channel: &str, scope: &MarkScope) -> Result<Option<u64>, BusError> {
@@ -141,6 +196,7 @@ impl Settle for MemSettle {
 /// open reads.
 pub struct Memory {
     pub records: Arc<MemRecords>,
+    pub verdicts: Arc<MemVerdicts>,
     lease: Arc<Mutex<MemLeaseState>>,
     stream: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Incoming>>>,
     tx: mpsc::UnboundedSender<Incoming>,
@@ -157,6 +213,7 @@ impl Memory {
                 log: log.clone(),
                 ..Default::default()
             }),
+            verdicts: Arc::default(),
             lease: Arc::default(),
             stream: Arc::new(tokio::sync::Mutex::new(rx)),
             tx,
@@ -195,6 +252,13 @@ impl Memory {
 impl Backbone for Memory {
     async fn records(&self, _bridge: &str) -> Result<Arc<dyn Records>, BusError> {
         Ok(self.records.clone())
+    }
+    async fn verdicts(&self) -> Result<Arc<dyn Verdicts>, BusError> {
+        Ok(self.verdicts.clone())
+    }
+    async fn publish(&self, ev: &ChatEvent) -> Result<bool, BusError> {
+        Memory::publish(self, ev);
+        Ok(true)
     }
     async fn lease(
         &self,

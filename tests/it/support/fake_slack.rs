@@ -24,6 +24,8 @@ use super::platform::{Change, FakePlatform, Post};
 
 pub const BOT_TOKEN: &str = "xoxb-fake-bot-token";
 pub const APP_TOKEN: &str = "xapp-fake-app-token";
+/// A workspace admin's user token: it may delete anyone's message.
+pub const USER_TOKEN: &str = "xoxp-fake-admin-token";
 pub const BOT_USER: &str = "UBOT0001";
 pub const BOT_ID: &str = "BBOT0001";
 
@@ -406,6 +408,19 @@ fn file_json(host: &str, id: &str, name: &str, mimetype: &str, size: usize) -> V
            "permalink": format!("https://fake.slack.com/files/U0001/{id}/{name}")})
 }
 
+/// Whether the message `p` names (`channel`, `ts`) was posted by the bot (or
+/// is not known: then Slack's own answer would be about something else).
+fn is_bots(st: &St, p: &Value) -> bool {
+    let (Some(ch), Some(ts)) = (p["channel"].as_str(), p["ts"].as_str()) else {
+        return true;
+    };
+    let history = st.history.lock().unwrap();
+    history
+        .get(ch)
+        .and_then(|all| all.iter().find(|m| m["ts"] == ts))
+        .is_none_or(|m| m.get("bot_id").is_some())
+}
+
 /// Keep a message in its channel's history.
 fn remember(st: &St, message: &Value) {
     if let Some(ch) = message["channel"].as_str() {
@@ -533,8 +548,17 @@ async fn api_handler(
         } else {
             (200, json!({"ok": false, "error": "invalid_auth"}))
         }
+    } else if token == USER_TOKEN && method == "chat.delete" {
+        p["_token"] = json!("user");
+        (
+            200,
+            json!({"ok": true, "channel": p["channel"], "ts": p["ts"]}),
+        )
     } else if token != BOT_TOKEN {
         (200, json!({"ok": false, "error": "invalid_auth"}))
+    } else if method == "chat.delete" && !is_bots(st, &p) {
+        // As Slack: a bot token deletes only what the bot posted.
+        (200, json!({"ok": false, "error": "cant_delete_message"}))
     } else {
         let outage = match *st.down_until.lock().unwrap() {
             Some((until, status)) if Instant::now() < until => {

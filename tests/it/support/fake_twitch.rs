@@ -38,6 +38,8 @@ struct State {
     accepted: AtomicUsize,
     /// USERSTATEs answered to PRIVMSGs so far (for their ids).
     userstates: AtomicUsize,
+    /// The id each accepted PRIVMSG got, with its channel and text.
+    ids: std::sync::Mutex<Vec<(Sent, String)>>,
     reject_login: AtomicBool,
     /// Every connection open when this changes closes.
     hang_up: HangUp,
@@ -150,6 +152,15 @@ impl FakeTwitch {
             .filter(|s| s.channel == channel)
             .map(|s| s.text)
             .collect()
+    }
+
+    /// The id Twitch gave the line sent to `channel` that ends with `text`.
+    pub fn id_of(&self, channel: &str, text: &str) -> String {
+        let ids = self.state.ids.lock().unwrap();
+        ids.iter()
+            .find(|(s, _)| s.channel == channel && s.text.ends_with(text))
+            .map(|(_, id)| id.clone())
+            .unwrap_or_else(|| panic!("no line {text:?} in {channel}"))
     }
 
     /// Wait until `cond` holds over the received lines, or panic with what was seen.
@@ -426,6 +437,10 @@ async fn serve(sock: tokio::net::TcpStream, index: usize, st: Arc<State>) {
             "PRIVMSG" => {
                 let channel = args.split(' ').next().unwrap_or("");
                 let n = st.userstates.fetch_add(1, Ordering::SeqCst);
+                if let Some(sent) = parse_privmsg(&line) {
+                    let id = format!("ffffffff-0000-4000-8000-{n:012}");
+                    st.ids.lock().unwrap().push((sent, id));
+                }
                 let _ = tx.send(format!(
                     "@badge-info=;badges=;color=;display-name={nick};emote-sets=0;id=ffffffff-0000-4000-8000-{n:012};mod=0;subscriber=0;user-type= :tmi.twitch.tv USERSTATE {channel}"
                 ));

@@ -167,6 +167,16 @@ impl FakeTwitchApi {
         }
     }
 
+    /// The id Helix gave the message sent that ends with `text`.
+    pub fn id_of(&self, text: &str) -> String {
+        let calls = self.st.chat.lock().unwrap();
+        let n = calls
+            .iter()
+            .position(|c| c.outcome == "sent" && c.message.ends_with(text))
+            .unwrap_or_else(|| panic!("no message {text:?} sent"));
+        format!("abc-123-def-{n}")
+    }
+
     pub fn deleted(&self) -> Vec<String> {
         self.st.deleted.lock().unwrap().clone()
     }

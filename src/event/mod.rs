@@ -9,6 +9,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+mod moderation;
+
+pub use moderation::{ModAction, ModOrigin, ModResult, Moderation};
+
 /// The schema version this build writes. Readers ignore unknown fields; a breaking
 /// change bumps it.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -143,76 +147,6 @@ pub struct ChatEvent {
     pub moderation: Option<Moderation>,
 }
 
-/// A moderator's action (kind `moderation`), as the audit trail keeps it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct Moderation {
-    pub action: ModAction,
-    /// Who acted, where the platform says.
-    #[serde(default)]
-    pub actor: Option<Author>,
-    /// Whom it was about.
-    #[serde(default)]
-    pub user: Option<Author>,
-    /// The event id of the message acted on.
-    #[serde(default)]
-    pub target: Option<String>,
-    /// How long a timeout lasts.
-    #[serde(default)]
-    pub duration_s: Option<u64>,
-    #[serde(default)]
-    pub reason: Option<String>,
-    pub origin: ModOrigin,
-    /// What jetbridge did on each platform for it (empty when it did
-    /// nothing: a moderator acting on the platform itself).
-    #[serde(default)]
-    pub results: Vec<ModResult>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ModAction {
-    Delete,
-    Timeout,
-    Ban,
-    Unban,
-    /// The whole chat cleared.
-    Clear,
-}
-
-impl ModAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ModAction::Delete => "delete",
-            ModAction::Timeout => "timeout",
-            ModAction::Ban => "ban",
-            ModAction::Unban => "unban",
-            ModAction::Clear => "clear",
-        }
-    }
-}
-
-/// Where a moderation came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ModOrigin {
-    /// A moderator on the platform itself.
-    Platform,
-    /// jetbridge following a deleted copy to the original and other copies.
-    Mirror,
-    /// The moderator's console or its HTTP route.
-    Console,
-}
-
-/// What one platform channel answered to a moderation jetbridge carried out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct ModResult {
-    pub bridge: String,
-    pub channel: String,
-    pub ok: bool,
-    #[serde(default)]
-    pub error: Option<String>,
-}
-
 /// A platform's event message (kind `notice`): a Twitch USERNOTICE.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Notice {
@@ -327,6 +261,14 @@ pub fn delete_id(original: &str) -> String {
     format!("{original}:delete")
 }
 
+/// The platform id of the message `event_id` names, when it was said in
+/// `channel` of `bridge` (message ids are `<bridge>:<channel token>:<id>`).
+pub fn said_in<'a>(event_id: &'a str, bridge: &str, channel: &str) -> Option<&'a str> {
+    let rest = event_id.strip_prefix(bridge)?.strip_prefix(':')?;
+    let rest = rest.strip_prefix(channel_token(channel).as_str())?;
+    rest.strip_prefix(':').filter(|id| !id.is_empty())
+}
+
 impl ChatEvent {
     /// A new `message` event; `room` is filled in by the core when it is published.
     pub fn message(
@@ -416,6 +358,27 @@ impl ChatEvent {
             notice: None,
             moderation: None,
         }
+    }
+
+    /// A `delete` of `original` asked for somewhere else than where it was
+    /// said (`source`): a copy of it deleted, or the moderator's console.
+    pub fn delete_of(original: &str, room: &str, source: Source) -> Self {
+        let mut ev = ChatEvent::delete(&source.bridge, &source.channel, &source.message_id, None);
+        ev.id = delete_id(original);
+        ev.room = room.to_string();
+        ev.target = Some(original.to_string());
+        ev
+    }
+
+    /// A delete made elsewhere than where its message was said (see
+    /// [`ChatEvent::delete_of`]): the message's own channel is then one of
+    /// the places it is removed from.
+    pub fn is_foreign_delete(&self) -> bool {
+        self.kind == EventKind::Delete
+            && self
+                .target
+                .as_deref()
+                .is_some_and(|t| said_in(t, &self.source.bridge, &self.source.channel).is_none())
     }
 
     /// An `edit` of the message with platform id `platform_id`; `marker` is the

@@ -221,19 +221,26 @@ impl Wiring {
         bridges: &[Arc<dyn bridge::Bridge>],
         shutdown: CancellationToken,
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let bridges: Arc<std::collections::HashMap<_, _>> = Arc::new(
+            bridges
+                .iter()
+                .map(|b| (b.name().to_string(), b.clone()))
+                .collect(),
+        );
+        let console = router::Console::new(
+            Arc::new(self.bus.clone()),
+            self.config.clone(),
+            bridges.clone(),
+        );
         let state = http::AppState {
             config: self.config.clone(),
             feeds: feed::Feeds::new(self.bus.clone(), shutdown.clone()),
             health: self.health.clone(),
             inbound: self.inbound(WEB_BRIDGE),
             media: self.media.clone(),
-            bridges: Arc::new(
-                bridges
-                    .iter()
-                    .map(|b| (b.name().to_string(), b.clone()))
-                    .collect(),
-            ),
+            bridges,
             media_slots: http::media_slots(),
+            console: Arc::new(console),
         };
         self.health.set_bridge(WEB_BRIDGE, status::State::Connected);
         http::serve(listener, state, shutdown)

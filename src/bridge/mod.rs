@@ -11,6 +11,7 @@ mod catchup;
 mod delivery;
 mod inbound;
 mod media;
+mod moderate;
 mod platform;
 mod recheck;
 mod render;
@@ -29,6 +30,7 @@ pub use delivery::{
 };
 pub use inbound::{EventStore, Inbound, StoreError};
 pub use media::{MAX_MEDIA, Media, MediaError, MediaIndex};
+pub use moderate::{ModerateError, UserAction, UserActionKind};
 pub use platform::{Account, AccountChannel, AnyPlatform, BuildError, Descriptor, Platform};
 pub use recheck::Found;
 pub use render::{default_render, notice_text, render_text_only};
@@ -145,6 +147,15 @@ pub trait Bridge: Send + Sync + 'static {
     /// Perform one delivery. Must not return before the platform accepted it; a
     /// failure says how many parts of a split post were accepted before it.
     async fn deliver(&self, delivery: Delivery<'_>) -> Result<Posted, DeliverFailure>;
+
+    /// Act on a user in `channel` (a timeout, a ban, an unban) with the
+    /// platform's own moderation.
+    async fn moderate(&self, _channel: &str, _action: &UserAction) -> Result<(), ModerateError> {
+        Err(ModerateError::Unsupported(format!(
+            "{} has no way for jetbridge to act on users",
+            self.name()
+        )))
+    }
 
     /// Open a file this bridge linked to (see [`Inbound::media_link`]).
     async fn media(&self, _reference: &str) -> Result<Media, MediaError> {

@@ -374,11 +374,12 @@ impl ChatEvent {
     /// [`ChatEvent::delete_of`]): the message's own channel is then one of
     /// the places it is removed from.
     pub fn is_foreign_delete(&self) -> bool {
+        // A platform's own delete names the message it deletes as its source.
         self.kind == EventKind::Delete
-            && self
-                .target
-                .as_deref()
-                .is_some_and(|t| said_in(t, &self.source.bridge, &self.source.channel).is_none())
+            && self.target.as_deref().is_some_and(|t| {
+                said_in(t, &self.source.bridge, &self.source.channel)
+                    != Some(self.source.message_id.as_str())
+            })
     }
 
     /// An `edit` of the message with platform id `platform_id`; `marker` is the

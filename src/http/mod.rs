@@ -6,6 +6,7 @@
 
 mod health;
 mod media;
+mod moderate;
 mod page;
 mod send;
 mod sse;
@@ -42,6 +43,8 @@ pub struct AppState {
     pub bridges: Arc<HashMap<String, Arc<dyn Bridge>>>,
     /// Media streams open now (see `media::STREAMS`).
     pub media_slots: Arc<tokio::sync::Semaphore>,
+    /// What the moderator's console acts through.
+    pub console: Arc<crate::router::Console>,
 }
 
 /// `{"error": "…"}` with a status.
@@ -87,6 +90,12 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/rooms/{room}/messages",
             axum::routing::post(send::post)
+                .layer(axum::extract::DefaultBodyLimit::max(send::MAX_BODY)),
+        )
+        .route("/rooms/{room}/moderate", get(moderate::page))
+        .route(
+            "/rooms/{room}/moderation",
+            axum::routing::post(moderate::post)
                 .layer(axum::extract::DefaultBodyLimit::max(send::MAX_BODY)),
         )
         .route("/media/{token}", get(media::get))

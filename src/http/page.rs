@@ -15,7 +15,7 @@ const CHAT_CSS: &str = include_str!("chat.css");
 
 /// Only the page's own script and style; images from anywhere (avatars,
 /// emotes); requests to this server only; no frames, plugins or forms elsewhere.
-const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src * data:; \
+pub(super) const PAGE_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src * data:; \
 connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors *";
 
 /// Escape text for HTML element content and attribute values.
@@ -105,6 +105,11 @@ pub async fn asset(Path(name): Path<String>) -> Response {
     let (body, content_type) = match name.as_str() {
         "chat.js" => (CHAT_JS, "text/javascript; charset=utf-8"),
         "chat.css" => (CHAT_CSS, "text/css; charset=utf-8"),
+        "moderate.js" => (
+            super::moderate::CONSOLE_JS,
+            "text/javascript; charset=utf-8",
+        ),
+        "moderate.css" => (super::moderate::CONSOLE_CSS, "text/css; charset=utf-8"),
         _ => return super::error(StatusCode::NOT_FOUND, "no such asset"),
     };
     (

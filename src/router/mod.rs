@@ -17,6 +17,7 @@
 
 mod backbone;
 mod coalesce;
+mod console;
 mod item;
 mod leader;
 mod ledger;
@@ -40,6 +41,7 @@ use crate::bridge::Posted;
 use crate::bus::{BusError, MarkScope, Renewal, Verdict};
 use crate::event::ChatEvent;
 
+pub use console::{Console, ConsoleError, OnUser};
 pub use leader::{LEASE_TTL, OutboundTiming, run_outbound};
 pub use ledger::RECORDING_DEPTH;
 pub use routes::{Routes, ignored};

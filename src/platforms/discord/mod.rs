@@ -9,6 +9,7 @@ mod history;
 mod inbound;
 mod markup;
 mod media;
+mod moderate;
 mod outbound;
 mod rest;
 
@@ -21,7 +22,7 @@ use tokio::sync::{Mutex, RwLock};
 
 use crate::bridge::{
     Account, Action, Bridge, BridgeContext, BridgeError, BuildError, DeliverFailure, Delivery,
-    Media, MediaError, OutboundSpec, Platform, Posted,
+    Media, MediaError, ModerateError, OutboundSpec, Platform, Posted, UserAction,
 };
 use crate::cache::Bounded;
 use crate::config::{CommonBridgeConfig, InvalidChannel, InvalidSetting};
@@ -313,6 +314,10 @@ impl Bridge for DiscordBridge {
             Action::Edit { target, parts } => Ok(self.0.edit(d.channel, target, parts).await?),
             Action::Delete { target } => Ok(self.0.delete(d.channel, target).await?),
         }
+    }
+
+    async fn moderate(&self, channel: &str, action: &UserAction) -> Result<(), ModerateError> {
+        self.0.moderate(channel, action).await
     }
 
     async fn media(&self, reference: &str) -> Result<Media, MediaError> {

@@ -24,7 +24,7 @@ use tokio::sync::{Mutex, RwLock};
 
 use crate::bridge::{
     Account, Action, Bridge, BridgeContext, BridgeError, BuildError, DeliverFailure, Delivery,
-    Media, MediaError, OutboundSpec, Platform, Posted,
+    Media, MediaError, ModerateError, OutboundSpec, Platform, Posted, UserAction,
 };
 use crate::cache::Bounded;
 use crate::config::{CommonBridgeConfig, InvalidChannel, InvalidSetting, NoOptions};
@@ -253,6 +253,12 @@ impl Bridge for SlackBridge {
             Action::Edit { target, parts } => Ok(self.0.edit(d.channel, target, parts).await?),
             Action::Delete { target } => Ok(self.0.delete(d.channel, target).await?),
         }
+    }
+
+    async fn moderate(&self, _channel: &str, _action: &UserAction) -> Result<(), ModerateError> {
+        Err(ModerateError::Unsupported(
+            "Slack has no timeouts or bans a bot can give (a workspace admin deactivates users in Slack's admin pages)".into(),
+        ))
     }
 
     async fn media(&self, reference: &str) -> Result<Media, MediaError> {

@@ -346,6 +346,52 @@ impl Helix {
         .await?;
         Ok(())
     }
+
+    /// Ban user `user_id` from the chat of `broadcaster_id`, for `duration_s`
+    /// seconds (a timeout) or for good (`POST /moderation/bans`).
+    pub async fn ban(
+        &self,
+        broadcaster_id: &str,
+        user_id: &str,
+        duration_s: Option<u64>,
+        reason: Option<&str>,
+    ) -> Result<(), HelixError> {
+        let (_, me) = self.access(None).await?;
+        let mut data = serde_json::json!({ "user_id": user_id });
+        if let Some(d) = duration_s {
+            data["duration"] = d.into();
+        }
+        if let Some(r) = reason {
+            data["reason"] = r.into();
+        }
+        self.call(
+            "moderation/bans",
+            Method::POST,
+            "/moderation/bans",
+            &[("broadcaster_id", broadcaster_id), ("moderator_id", &me)],
+            Some(&serde_json::json!({ "data": data })),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Lift a ban or timeout of `user_id` (`DELETE /moderation/bans`).
+    pub async fn unban(&self, broadcaster_id: &str, user_id: &str) -> Result<(), HelixError> {
+        let (_, me) = self.access(None).await?;
+        self.call(
+            "moderation/bans",
+            Method::DELETE,
+            "/moderation/bans",
+            &[
+                ("broadcaster_id", broadcaster_id),
+                ("moderator_id", &me),
+                ("user_id", user_id),
+            ],
+            None,
+        )
+        .await?;
+        Ok(())
+    }
 }
 
 /// One call to Twitch's OAuth, read as `T`; an answer in `refused` means

@@ -31,7 +31,7 @@ use twitch_irc::message::ServerMessage;
 
 use crate::bridge::{
     Account, Action, Bridge, BridgeContext, BridgeError, BuildError, DeliverError, DeliverFailure,
-    Delivery, OutboundSpec, Platform, Posted, post_parts,
+    Delivery, ModerateError, OutboundSpec, Platform, Posted, UserAction, post_parts,
 };
 use crate::config::{CommonBridgeConfig, InvalidChannel, InvalidSetting, NoOptions};
 use crate::ratelimit::Rate;
@@ -285,6 +285,11 @@ impl Bridge for TwitchBridge {
                 }
             }
         }
+    }
+
+    async fn moderate(&self, channel: &str, action: &UserAction) -> Result<(), ModerateError> {
+        self.moderate_api(channel.trim_start_matches('#'), action)
+            .await
     }
 
     async fn deliver(&self, d: Delivery<'_>) -> Result<Posted, DeliverFailure> {

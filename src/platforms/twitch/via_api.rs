@@ -8,7 +8,9 @@
 use super::TwitchBridge;
 use super::helix::{HelixError, Verdict, drop_is_transient};
 use super::markup;
-use crate::bridge::{DeliverError, DeliverFailure, Posted, post_parts};
+use crate::bridge::{
+    DeliverError, DeliverFailure, ModerateError, Posted, UserAction, UserActionKind, post_parts,
+};
 use crate::render;
 
 /// What the router does with an API call that did not answer.
@@ -96,5 +98,29 @@ impl TwitchBridge {
             }
         }
         Ok(Posted::default())
+    }
+
+    /// A timeout, ban or unban in channel `login` through the API (the
+    /// account must be a moderator there, with `moderator:manage:banned_users`).
+    pub(super) async fn moderate_api(
+        &self,
+        login: &str,
+        action: &UserAction,
+    ) -> Result<(), ModerateError> {
+        let failed = |e: DeliverError| ModerateError::Failed(e.to_string());
+        let helix = self.helix().map_err(failed)?;
+        let broadcaster = self.broadcaster_id(login).await.map_err(failed)?;
+        let user = &action.user_id;
+        let reason = action.reason.as_deref();
+        let done = match action.kind {
+            // Twitch's bounds: 1 s to 2 weeks.
+            UserActionKind::Timeout(d) => {
+                let secs = d.as_secs().clamp(1, 1_209_600);
+                helix.ban(&broadcaster, user, Some(secs), reason).await
+            }
+            UserActionKind::Ban => helix.ban(&broadcaster, user, None, reason).await,
+            UserActionKind::Unban => helix.unban(&broadcaster, user).await,
+        };
+        done.map_err(|e| ModerateError::Failed(e.to_string()))
     }
 }

@@ -678,6 +678,11 @@ async fn rest_handler(
             StatusCode::OK,
             json!({"id": id, "type": 0, "guild_id": GUILD_ID, "name": format!("chan-{}", &id[id.len().saturating_sub(3)..])}),
         ),
+        // A moderator's actions (the bot has Moderate and Ban Members here).
+        ("PATCH", ["guilds", _, "members", _]) => (StatusCode::OK, json!({"roles": []})),
+        ("PUT", ["guilds", _, "bans", _]) | ("DELETE", ["guilds", _, "bans", _]) => {
+            (StatusCode::NO_CONTENT, Value::Null)
+        }
         ("GET", ["guilds", _, "roles"]) => {
             (StatusCode::OK, json!([{"id": "777", "name": "Moderators"}]))
         }

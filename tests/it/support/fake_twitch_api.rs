@@ -55,6 +55,8 @@ struct St {
     next: Mutex<VecDeque<Next>>,
     chat: Mutex<Vec<ChatCall>>,
     deleted: Mutex<Vec<String>>,
+    /// Ban and unban calls: (method, broadcaster, user, body).
+    bans: Mutex<Vec<(String, String, String, serde_json::Value)>>,
 }
 
 pub struct FakeTwitchApi {
@@ -175,6 +177,11 @@ impl FakeTwitchApi {
             .position(|c| c.outcome == "sent" && c.message.ends_with(text))
             .unwrap_or_else(|| panic!("no message {text:?} sent"));
         format!("abc-123-def-{n}")
+    }
+
+    /// Bans, timeouts and unbans asked for: (method, broadcaster, user, body).
+    pub fn bans(&self) -> Vec<(String, String, String, serde_json::Value)> {
+        self.st.bans.lock().unwrap().clone()
     }
 
     pub fn deleted(&self) -> Vec<String> {
@@ -330,6 +337,37 @@ async fn handle(
                 "offline_image_url": "",
                 "view_count": 0,
                 "created_at": "2016-12-14T20:32:28Z"
+            }]}))
+            .into_response()
+        }
+        (Method::POST | Method::DELETE, "moderation/bans") => {
+            let q = query(&uri);
+            if q.get("moderator_id").map(String::as_str) != Some(BOT_USER_ID) {
+                return error(
+                    StatusCode::FORBIDDEN,
+                    "The user in moderator_id is not one of the broadcaster's moderators.",
+                );
+            }
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let user = q
+                .get("user_id")
+                .cloned()
+                .or_else(|| v["data"]["user_id"].as_str().map(str::to_string))
+                .unwrap_or_default();
+            let broadcaster = q.get("broadcaster_id").cloned().unwrap_or_default();
+            st.bans.lock().unwrap().push((
+                method.to_string(),
+                broadcaster.clone(),
+                user.clone(),
+                v.clone(),
+            ));
+            if method == Method::DELETE {
+                return StatusCode::NO_CONTENT.into_response();
+            }
+            axum::Json(json!({"data": [{
+                "broadcaster_id": broadcaster, "moderator_id": BOT_USER_ID, "user_id": user,
+                "created_at": "2026-12-03T10:00:00Z",
+                "end_time": v["data"]["duration"].as_u64().map(|_| "2026-12-03T10:10:00Z")
             }]}))
             .into_response()
         }

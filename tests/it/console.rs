@@ -222,7 +222,10 @@ async fn the_moderation_route_acts_once_per_call_and_refuses_with_reasons() {
     assert_eq!(m.target.as_deref(), Some(troll.id.as_str()));
     assert_eq!(m.results.len(), 3, "{:#?}", m.results);
     assert!(m.results.iter().all(|r| r.ok), "{:#?}", m.results);
-    assert_eq!(s.api.deleted(), std::slice::from_ref(&troll.source.message_id));
+    assert_eq!(
+        s.api.deleted(),
+        std::slice::from_ref(&troll.source.message_id)
+    );
     assert!(
         s.slack
             .calls()
@@ -321,7 +324,10 @@ async fn the_console_deletes_everywhere_and_times_out_and_shows_the_audit_trail(
     while s.api.deleted().is_empty() {
         deadline.step(|| "the Helix delete".into()).await;
     }
-    assert_eq!(s.api.deleted(), std::slice::from_ref(&troll.source.message_id));
+    assert_eq!(
+        s.api.deleted(),
+        std::slice::from_ref(&troll.source.message_id)
+    );
     console
         .wait_true(
             "the message marked deleted",

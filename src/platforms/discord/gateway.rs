@@ -39,6 +39,11 @@ pub enum GatewayEvent {
         channel: ChannelId,
         ids: Vec<MessageId>,
     },
+    /// An entry of a guild's audit log (what a moderator did).
+    Audit {
+        guild: u64,
+        entry: Value,
+    },
     /// A dispatch serenity could not read into its types, as it came.
     Unread {
         kind: String,
@@ -67,6 +72,10 @@ impl RawEventHandler for Forward {
             Event::MessageDeleteBulk(d) => GatewayEvent::DeleteBulk {
                 channel: d.channel_id,
                 ids: d.ids,
+            },
+            Event::GuildAuditLogEntryCreate(e) => GatewayEvent::Audit {
+                guild: e.guild_id.get(),
+                entry: serde_json::to_value(&e.entry).unwrap_or_default(),
             },
             Event::Unknown(u) => GatewayEvent::Unread {
                 kind: u.kind,
@@ -116,7 +125,10 @@ impl Gateway {
                     }
                 };
                 runtime.block_on(async move {
-                    let intents = GatewayIntents::GUILD_MESSAGES | GatewayIntents::MESSAGE_CONTENT;
+                    // GUILD_MODERATION: the audit log, for the moderation trail.
+                    let intents = GatewayIntents::GUILD_MESSAGES
+                        | GatewayIntents::MESSAGE_CONTENT
+                        | GatewayIntents::GUILD_MODERATION;
                     let client = serenity::all::ClientBuilder::new_with_http(http, intents)
                         .raw_event_handler(Forward(tx))
                         .await;

@@ -2,6 +2,7 @@
 //! DELETE, DELETE_BULK), our own REST client for outbound (webhooks with the
 //! remote author's name and avatar, or bot messages), edits and deletes.
 
+mod audit;
 mod config;
 mod content;
 mod gateway;
@@ -113,6 +114,39 @@ impl Shared {
 }
 
 impl DiscordBridge {
+    /// What a moderator did, from the guild's audit log: one `moderation`
+    /// event in the channel it names, or in each mapped channel of the guild.
+    async fn on_audit(&self, guild: u64, entry: &serde_json::Value, ctx: &BridgeContext) {
+        let shared = &self.0;
+        let me = shared
+            .me
+            .read()
+            .await
+            .as_ref()
+            .map(|m| m.user_id.to_string());
+        if me.is_some() && entry["user_id"].as_str() == me.as_deref() {
+            // Our own: the console's or a mirrored delete's record says it.
+            return;
+        }
+        let Some((moderation, named)) = audit::moderation(entry, chrono::Utc::now()) else {
+            return;
+        };
+        let mut channels = Vec::new();
+        for (channel, _) in &ctx.channels {
+            let here = match &named {
+                Some(c) => c == channel,
+                None => matches!(shared.guild_of(channel).await, Ok(g) if g == guild.to_string()),
+            };
+            if here {
+                channels.push(channel.clone());
+            }
+        }
+        for channel in channels {
+            let ev = audit::event(&shared.name, &channel, entry, moderation.clone());
+            ctx.inbound.publish(ev).await;
+        }
+    }
+
     /// A dispatch serenity could not read. For a message, most often a
     /// component of a kind serenity does not know inside an action row: it is
     /// read again without its components (which are read from the JSON), so
@@ -181,6 +215,7 @@ impl DiscordBridge {
                     ctx.inbound.publish(ev).await;
                 }
             }
+            G::Audit { guild, entry } => self.on_audit(guild, &entry, ctx).await,
             G::Unread { kind, value } => self.on_unread(&kind, value, ctx).await,
         }
     }

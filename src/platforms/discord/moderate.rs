@@ -15,8 +15,12 @@ use crate::bridge::{ModerateError, UserAction, UserActionKind};
 const MAX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(28 * 24 * 3600);
 
 impl Shared {
-    /// The guild channel `channel` belongs to.
-    async fn guild_of(&self, channel: &str) -> Result<String, RestError> {
+    /// The guild channel `channel` belongs to ("" for none).
+    pub(super) async fn guild_of(&self, channel: &str) -> Result<String, RestError> {
+        let key = format!("guild-of:{channel}");
+        if let Some(g) = self.names.lock().await.get(&key) {
+            return Ok(g.clone());
+        }
         let c = self
             .rest
             .call(
@@ -26,7 +30,9 @@ impl Shared {
                 Auth::Bot,
             )
             .await?;
-        Ok(c["guild_id"].as_str().unwrap_or_default().to_string())
+        let guild = c["guild_id"].as_str().unwrap_or_default().to_string();
+        self.names.lock().await.insert(key, guild.clone());
+        Ok(guild)
     }
 
     pub(super) async fn moderate(

@@ -413,7 +413,12 @@ fn print_check(config: &Config) {
         } else {
             format!("api_token {}", config.http.api_token)
         };
-        println!("http: {} ({sending})", config.http.listen);
+        let moderating = if config.http.mod_token.is_empty() {
+            "moderation console off".to_string()
+        } else {
+            format!("mod_token {}", config.http.mod_token)
+        };
+        println!("http: {} ({sending}; {moderating})", config.http.listen);
     } else {
         println!("http: disabled");
     }

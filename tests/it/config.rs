@@ -225,6 +225,10 @@ topic = "x""##,
             "[[rooms]]\nname = \"a\"\nhold = \"soon\"",
             "rooms[0].hold: invalid duration \"soon\"",
         ),
+        (
+            "[[rooms]]\nname = \"a\"\nmirror_deletes = \"yes\"",
+            "rooms[0].mirror_deletes: expected true or false",
+        ),
         ("[bridges.x]\nlogin = \"a\"", "bridges.x.platform: missing"),
         (
             "[bridges.x]\nplatform = \"irc\"",

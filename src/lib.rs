@@ -195,6 +195,7 @@ impl Wiring {
         let store = Arc::new(store::JetStreamStore {
             bus: bus.clone(),
             publisher,
+            id_maps: Default::default(),
         });
         Wiring {
             config,

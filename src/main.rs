@@ -387,6 +387,23 @@ fn human(ev: &ChatEvent) -> String {
             }
             line
         }
+        event::EventKind::Reaction => {
+            let (op, emoji) = ev.reaction.as_ref().map_or(("?", "?"), |r| {
+                (
+                    match r.op {
+                        event::ReactionOp::Add => "reacted",
+                        event::ReactionOp::Remove => "took back",
+                    },
+                    r.emoji.as_str(),
+                )
+            });
+            let who = ev.author.as_ref().map_or("everyone", |a| a.name.as_str());
+            format!(
+                "{ts} [{}] {origin} {who} {op} {emoji} on {}",
+                ev.room,
+                ev.target.as_deref().unwrap_or("?")
+            )
+        }
         event::EventKind::Unknown => format!(
             "{ts} [{}] {origin} an event of a kind this build does not know ({})",
             ev.room, ev.id

@@ -14,6 +14,8 @@ use crate::event::ChatEvent;
 pub struct JetStreamStore {
     pub bus: Bus,
     pub publisher: Publisher,
+    /// The id maps opened so far, by bridge.
+    pub id_maps: tokio::sync::Mutex<std::collections::HashMap<String, crate::bus::IdMap>>,
 }
 
 #[async_trait]
@@ -25,6 +27,34 @@ impl EventStore for JetStreamStore {
     async fn store(&self, ev: &ChatEvent) -> Result<u64, StoreError> {
         self.bus
             .publish_now(ev)
+            .await
+            .map_err(|e| StoreError(Box::new(e)))
+    }
+
+    async fn original_of(&self, event_id: &str) -> Result<Option<String>, StoreError> {
+        // `<bridge>:<channel token>:<platform id>`; the token stands for the
+        // channel in the id map's keys.
+        let mut parts = event_id.splitn(3, ':');
+        let (Some(bridge), Some(token), Some(id)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Ok(None);
+        };
+        let map = {
+            let mut maps = self.id_maps.lock().await;
+            match maps.get(bridge) {
+                Some(m) => m.clone(),
+                None => {
+                    let m = self
+                        .bus
+                        .id_map(bridge)
+                        .await
+                        .map_err(|e| StoreError(Box::new(e)))?;
+                    maps.insert(bridge.to_string(), m.clone());
+                    m
+                }
+            }
+        };
+        map.copy_of(token, id)
             .await
             .map_err(|e| StoreError(Box::new(e)))
     }

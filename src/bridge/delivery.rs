@@ -21,6 +21,8 @@ pub struct OutboundSpec {
     pub rate: Option<Rate>,
     /// Whether posted copies can be edited (deletes are assumed possible).
     pub can_edit: bool,
+    /// Whether messages take reactions (emoji under them).
+    pub can_react: bool,
     /// How coalesced lines are joined into one post.
     pub joiner: &'static str,
     /// The template used when `format` is empty.
@@ -86,6 +88,12 @@ pub enum Action<'a> {
     },
     /// Remove a copy.
     Delete { target: &'a Posted },
+    /// Add (or take back) the bot's reaction `emoji` (Unicode) on a message.
+    React {
+        target: &'a Posted,
+        emoji: &'a str,
+        add: bool,
+    },
 }
 
 /// A delivery handed to [`Bridge::deliver`](super::Bridge::deliver).

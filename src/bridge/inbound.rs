@@ -25,6 +25,10 @@ pub trait EventStore: Send + Sync {
     /// The newest event stored under `subject`, if any (where catch-up resumes).
     async fn last_stored(&self, subject: &str) -> Result<Option<ChatEvent>, StoreError>;
 
+    /// The event whose copy `event_id` names (a message jetbridge posted),
+    /// if it names one.
+    async fn original_of(&self, event_id: &str) -> Result<Option<String>, StoreError>;
+
     /// The events stored under `subject` since `since` (stream time), oldest
     /// first, at most `max` (the first ones): what a catch-up re-checks.
     async fn stored_since(
@@ -123,6 +127,20 @@ impl Inbound {
         self.count(&ev);
         self.store.submit(&ev).await;
         true
+    }
+
+    /// The message `event_id` names, as the stream knows it: the original
+    /// when it names a copy jetbridge posted (a reaction or reply to a copy
+    /// is one to the message it copies), else itself.
+    pub async fn original(&self, event_id: &str) -> String {
+        match self.store.original_of(event_id).await {
+            Ok(Some(original)) => original,
+            Ok(None) => event_id.to_string(),
+            Err(e) => {
+                tracing::warn!(event_id, error = %e, "cannot tell whether a message is a copy; taken as it is");
+                event_id.to_string()
+            }
+        }
     }
 
     /// The newest event stored from `channel` (as configured), if the channel

@@ -200,6 +200,44 @@ impl IdMap {
     }
 }
 
+/// Who reacted to a message with what, as jetbridge mirrors it in one
+/// channel: emoji → the reactors (`<bridge>/<user id>`). The bot's own
+/// reaction is there while any reactor is.
+pub type Reactors = std::collections::BTreeMap<String, std::collections::BTreeSet<String>>;
+
+impl IdMap {
+    fn reactors_key(channel: &str, event_id: &str) -> String {
+        // `=r`: lower case, never the escape of an event id.
+        let mut key = format!("{}.=rx", event::channel_token(channel));
+        escape_into(&mut key, event_id);
+        key
+    }
+
+    pub async fn reactors(&self, channel: &str, event_id: &str) -> Result<Reactors, BusError> {
+        let v = self
+            .store
+            .get(Self::reactors_key(channel, event_id))
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(v.and_then(|b| readable(&b, "reactors")).unwrap_or_default())
+    }
+
+    pub async fn put_reactors(
+        &self,
+        channel: &str,
+        event_id: &str,
+        reactors: &Reactors,
+    ) -> Result<(), BusError> {
+        // Plain data; cannot fail to serialize.
+        let bytes = serde_json::to_vec(reactors).expect("Reactors serialize");
+        self.store
+            .put(Self::reactors_key(channel, event_id), bytes.into())
+            .await
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+}
+
 /// `raw` in the key alphabet: `[A-Za-z0-9_-]` kept, anything else `=XX`.
 pub(super) fn escape_into(key: &mut String, raw: &str) {
     for b in raw.bytes() {

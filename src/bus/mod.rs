@@ -26,7 +26,7 @@ use crate::config::NatsConfig;
 use crate::status::{Health, State};
 
 pub use consumer::{AckHandle, Delivered, Outbound};
-pub use idmap::{IdMap, MarkScope};
+pub use idmap::{IdMap, MarkScope, Reactors};
 pub use lease::{Lease, Renewal};
 pub use media::MediaBucket;
 pub use publisher::Publisher;

@@ -10,8 +10,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 mod moderation;
+mod reaction;
 
 pub use moderation::{ModAction, ModOrigin, ModResult, Moderation};
+pub use reaction::{Reaction, ReactionOp, is_custom as is_custom_emoji};
 
 /// The schema version this build writes. Readers ignore unknown fields; a breaking
 /// change bumps it.
@@ -33,6 +35,8 @@ pub enum EventKind {
     Notice,
     /// Something a moderator did; see [`ChatEvent::moderation`].
     Moderation,
+    /// An emoji added to or removed from a message; see [`ChatEvent::reaction`].
+    Reaction,
     /// A kind this build does not know. Never written.
     #[serde(other)]
     #[schemars(skip)]
@@ -47,6 +51,7 @@ impl EventKind {
             EventKind::Delete => "delete",
             EventKind::Notice => "notice",
             EventKind::Moderation => "moderation",
+            EventKind::Reaction => "reaction",
             EventKind::Unknown => "unknown",
         }
     }
@@ -145,6 +150,10 @@ pub struct ChatEvent {
     /// What a moderator did. Present on `moderation` events only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moderation: Option<Moderation>,
+    /// The emoji and whether it was added or removed. Present on `reaction`
+    /// events only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reaction: Option<Reaction>,
 }
 
 /// A platform's event message (kind `notice`): a Twitch USERNOTICE.
@@ -298,6 +307,7 @@ impl ChatEvent {
             shared_chat: None,
             notice: None,
             moderation: None,
+            reaction: None,
         }
     }
 
@@ -357,7 +367,38 @@ impl ChatEvent {
             shared_chat: None,
             notice: None,
             moderation: None,
+            reaction: None,
         }
+    }
+
+    /// A `reaction` to the message with platform id `platform_id` in
+    /// `channel`, by `author` (`None`: everyone's, as when a moderator clears
+    /// an emoji). `marker` is the platform's own time of it, where it gives
+    /// one, so that every instance derives the same id.
+    pub fn reaction(
+        bridge: &str,
+        channel: &str,
+        platform_id: &str,
+        author: Option<Author>,
+        reaction: Reaction,
+        marker: Option<&str>,
+    ) -> Self {
+        let target = message_id(bridge, channel, platform_id);
+        let who = author.as_ref().map_or("*", |a| a.id.as_str());
+        let mut id = format!(
+            "{target}:reaction:{}:{who}:{}",
+            reaction.op.as_str(),
+            reaction::id_part(&reaction.emoji)
+        );
+        if let Some(m) = marker {
+            id.push(':');
+            id.push_str(m);
+        }
+        let mut ev = ChatEvent::delete(bridge, channel, platform_id, author);
+        ev.id = id;
+        ev.kind = EventKind::Reaction;
+        ev.reaction = Some(reaction);
+        ev
     }
 
     /// A `delete` of `original` asked for somewhere else than where it was
@@ -413,6 +454,7 @@ impl ChatEvent {
             shared_chat: None,
             notice: None,
             moderation: None,
+            reaction: None,
         }
     }
 

@@ -13,6 +13,9 @@
   const hideCommands = q.get("hide_commands") === "1";
   const showBadges = q.get("badges") !== "0";
   const showNotices = q.get("notices") !== "0";
+  // Reactions under the messages: on the chat page unless ?reactions=0, on
+  // the overlay only with ?reactions=1.
+  const showReactions = overlay ? q.get("reactions") === "1" : q.get("reactions") !== "0";
   const max = Math.min(Math.max(parseInt(q.get("max"), 10) || 50, 1), 500);
   // The room's moderation hold, unless this page asks for another (?hold=0).
   const askedHold = q.has("hold") ? parseDuration(q.get("hold")) : null;
@@ -32,6 +35,7 @@
   const dot = document.getElementById("dot");
   const byId = new Map();       // event id -> row shown
   const authors = new Map();    // event id -> author name (for replies)
+  const reactions = new Map();  // event id -> emoji -> platform -> Set of who reacted
   let held = [];                // events waiting out the hold, in stream order: {ev, due}
   let holdTimer = null;
 
@@ -313,6 +317,7 @@
     if (said) row.appendChild(text);
     byId.set(ev.id, row);
     log.appendChild(row);
+    drawReactions(ev.id);
     while (byId.size > max) { const first = log.querySelector(".msg"); if (!first) break; drop(first); }
     if (fadeMs > 0) setTimeout(() => { row.classList.add("gone"); setTimeout(() => drop(row), 1000); }, fadeMs);
     stickToBottom();
@@ -347,6 +352,46 @@
     if (row) drop(row);
   }
 
+  // Who reacted with what: counted per platform, as each platform's people did.
+  function react(ev) {
+    if (!showReactions || !ev.reaction || !ev.target) return;
+    const emoji = String(ev.reaction.emoji || "");
+    if (!emoji) return;
+    if (!reactions.has(ev.target)) reactions.set(ev.target, new Map());
+    const byEmoji = reactions.get(ev.target);
+    if (!byEmoji.has(emoji)) byEmoji.set(emoji, new Map());
+    const byPlatform = byEmoji.get(emoji);
+    const platform = ev.source.bridge;
+    if (!byPlatform.has(platform)) byPlatform.set(platform, new Set());
+    const who = byPlatform.get(platform);
+    const user = ev.author ? ev.author.id : null;
+    if (ev.reaction.op === "add") { if (user) who.add(user); }
+    else if (user) who.delete(user);
+    else who.clear();   // everyone's, a moderator cleared it
+    drawReactions(ev.target);
+  }
+
+  function drawReactions(id) {
+    const row = byId.get(id);
+    const byEmoji = reactions.get(id);
+    if (!row || !byEmoji) return;
+    let box = row.querySelector(".reactions");
+    if (!box) { box = el("div", "reactions"); row.appendChild(box); }
+    box.replaceChildren();
+    for (const [emoji, byPlatform] of byEmoji) {
+      const counts = [...byPlatform].filter(([, who]) => who.size > 0);
+      const total = counts.reduce((n, [, who]) => n + who.size, 0);
+      if (total === 0) continue;
+      const chip = el("span", "reaction");
+      chip.dataset.emoji = emoji;
+      chip.appendChild(el("span", "emoji", emoji));
+      chip.appendChild(el("span", "count", String(total)));
+      chip.appendChild(el("span", "per", counts.map(([p, who]) => p + " " + who.size).join(" · ")));
+      box.appendChild(chip);
+    }
+    box.hidden = box.childElementCount === 0;
+  }
+
   function parse(e) { try { return JSON.parse(e.data); } catch (_) { return null; } }
 
   // EventSource reconnects by itself and sends Last-Event-ID: the server resumes
@@ -358,6 +403,7 @@
   es.addEventListener("notice", e => { const ev = parse(e); if (ev) add(ev); });
   es.addEventListener("edit", e => { const ev = parse(e); if (ev) edit(ev); });
   es.addEventListener("delete", e => { const ev = parse(e); if (ev) remove(ev); });
+  es.addEventListener("reaction", e => { const ev = parse(e); if (ev) react(ev); });
   es.addEventListener("gap", () => { if (!overlay) log.appendChild(el("div", "notice", "Older messages are no longer available.")); });
 
   // The message box: the chat page only, when the server accepts messages.

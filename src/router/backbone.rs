@@ -9,7 +9,7 @@ use futures::StreamExt;
 
 use super::{Backbone, Incoming, Lease, Opened, Records, Settle, Verdicts};
 use crate::bridge::Posted;
-use crate::bus::{self, AckHandle, Bus, BusError, IdMap, MarkScope, Renewal, Verdict};
+use crate::bus::{self, AckHandle, Bus, BusError, IdMap, MarkScope, Reactors, Renewal, Verdict};
 use crate::event::ChatEvent;
 
 #[async_trait]
@@ -107,6 +107,17 @@ impl Records for IdMap {
     }
     async fn forget_copies(&self, channel: &str, platform_ids: &[String]) -> Result<(), BusError> {
         IdMap::forget_copies(self, channel, platform_ids).await
+    }
+    async fn reactors(&self, channel: &str, event_id: &str) -> Result<Reactors, BusError> {
+        IdMap::reactors(self, channel, event_id).await
+    }
+    async fn put_reactors(
+        &self,
+        channel: &str,
+        event_id: &str,
+        reactors: &Reactors,
+    ) -> Result<(), BusError> {
+        IdMap::put_reactors(self, channel, event_id, reactors).await
     }
     async fn watermark(&self, channel: &str, scope: &MarkScope) -> Result<Option<u64>, BusError> {
         IdMap::watermark(self, channel, scope).await

@@ -38,7 +38,7 @@ use bytes::Bytes;
 use futures::stream::BoxStream;
 
 use crate::bridge::Posted;
-use crate::bus::{BusError, MarkScope, Renewal, Verdict};
+use crate::bus::{BusError, MarkScope, Reactors, Renewal, Verdict};
 use crate::event::ChatEvent;
 
 pub use console::{Console, ConsoleError, OnUser};
@@ -124,6 +124,15 @@ pub trait Records: Send + Sync {
     /// Forget where the copies `platform_ids` in `channel` lead (they are
     /// being deleted by jetbridge itself).
     async fn forget_copies(&self, channel: &str, platform_ids: &[String]) -> Result<(), BusError>;
+    /// Who reacted with what to `event_id`, for the reactions jetbridge
+    /// mirrors in `channel` (see `bus::Reactors`).
+    async fn reactors(&self, channel: &str, event_id: &str) -> Result<Reactors, BusError>;
+    async fn put_reactors(
+        &self,
+        channel: &str,
+        event_id: &str,
+        reactors: &Reactors,
+    ) -> Result<(), BusError>;
     async fn watermark(&self, channel: &str, scope: &MarkScope) -> Result<Option<u64>, BusError>;
     async fn put_watermark(
         &self,

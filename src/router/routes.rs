@@ -121,12 +121,21 @@ impl Routes {
             EventKind::Moderation => return Vec::new(),
             // A kind newer than this build: others may read it; we cannot post it.
             EventKind::Unknown => return Vec::new(),
+            // A platform's own emoji: the others lack it (the stream keeps it).
+            EventKind::Reaction
+                if ev
+                    .reaction
+                    .as_ref()
+                    .is_none_or(|r| event::is_custom_emoji(&r.emoji)) =>
+            {
+                return Vec::new();
+            }
             _ => {}
         }
         let source_key = (ev.source.bridge.clone(), ev.source.channel.clone());
-        // Rules decide what is relayed; a delete of something never relayed finds no
-        // copy and does nothing, so deletes pass.
-        let filtered = ev.kind != EventKind::Delete;
+        // Rules decide what is relayed; a delete of (or reaction to) something
+        // never relayed finds no copy and does nothing, so those pass.
+        let filtered = !matches!(ev.kind, EventKind::Delete | EventKind::Reaction);
         if filtered
             && (ignored(&room.rules, ev)
                 || room
@@ -175,11 +184,10 @@ pub fn ignored(rules: &Rules, ev: &ChatEvent) -> bool {
 impl Routes {
     /// Route `room` to `channel` of this bridge (for tests without platforms).
     pub(super) fn add_destination(&mut self, room: &str, channel: &str) {
-        self.rooms
-            .entry(room.to_string())
-            .or_default()
-            .destinations
-            .push(channel.to_string());
+        let r = self.rooms.entry(room.to_string()).or_default();
+        r.destinations.push(channel.to_string());
+        r.writers.push((self.bridge.clone(), channel.to_string()));
+        r.mirror_deletes = true;
     }
 
     /// Give `room` a moderation hold (for tests without platforms).

@@ -20,7 +20,7 @@ use super::tracker::Inflight;
 use super::{Records, Verdicts};
 use crate::backoff::Backoff;
 use crate::bridge::{Action, Bridge, DeliverError, Delivery, Posted};
-use crate::bus::{MarkScope, Verdict};
+use crate::bus::{MarkScope, Reactors, Verdict};
 use crate::event::{self, ChatEvent, EventKind};
 use crate::ratelimit::Limiter;
 
@@ -53,6 +53,11 @@ enum Plan {
     /// Edit a coalesced post to drop a deleted member's line.
     Shrink(Posted),
     Delete,
+    /// Add (or take back) the bot's reaction, then keep `reactors`.
+    React {
+        add: bool,
+        reactors: Reactors,
+    },
 }
 
 impl Worker {
@@ -161,15 +166,20 @@ impl Worker {
         let referenced = match ev.kind {
             EventKind::Message | EventKind::Notice => ev.reply_to.as_deref(),
             EventKind::Edit | EventKind::Delete => ev.target.as_deref(),
-            // Routes never send these here.
-            EventKind::Moderation | EventKind::Unknown => return self.skip(&batch[0].0).await,
+            EventKind::Reaction if spec.can_react => ev.target.as_deref(),
+            // Nothing to do here: a platform without reactions, and what
+            // routes never send.
+            EventKind::Reaction | EventKind::Moderation | EventKind::Unknown => {
+                return self.skip(&batch[0].0).await;
+            }
         };
         let mut reference = match referenced {
             Some(id) => self.lookup(id).await,
             None => None,
         };
-        // A delete carried out everywhere reaches the original too.
-        if ev.kind == EventKind::Delete
+        // A delete carried out everywhere, and a reaction to a copy, reach
+        // the original too.
+        if matches!(ev.kind, EventKind::Delete | EventKind::Reaction)
             && reference.is_none()
             && let Some(id) =
                 referenced.and_then(|t| event::said_in(t, self.bridge.name(), &self.channel))
@@ -193,6 +203,25 @@ impl Worker {
                 return self.skip(&batch[0].0).await;
             }
             (EventKind::Edit, Some(_)) if !spec.can_edit => return self.skip(&batch[0].0).await,
+            (EventKind::Reaction, Some(_)) => {
+                let Some((reactors, change)) = self.reacted(&ev).await else {
+                    batch[0].0.tracker.abandon(&self.inflight).await;
+                    return false;
+                };
+                match change {
+                    Some(add) => Plan::React { add, reactors },
+                    // Others reacted with it already, or still do: the
+                    // bot's reaction stays as it is.
+                    None => {
+                        let target = ev.target.as_deref().unwrap_or_default();
+                        if !self.keep_reactors(target, &reactors).await {
+                            batch[0].0.tracker.abandon(&self.inflight).await;
+                            return false;
+                        }
+                        return self.skip(&batch[0].0).await;
+                    }
+                }
+            }
             (kind, Some(r)) => {
                 let target = ev.target.as_deref().unwrap_or_default();
                 match coalesce::member_change(r, kind, target, spec.can_edit) {
@@ -230,6 +259,12 @@ impl Worker {
             posted = self
                 .attempt(&ev, &plan, &parts, reference.as_ref(), batch.len() > 1)
                 .await;
+        }
+        if let (Some(_), Plan::React { reactors, .. }) = (&posted, &plan) {
+            let target = ev.target.as_deref().unwrap_or_default();
+            if !self.keep_reactors(target, reactors).await {
+                posted = None;
+            }
         }
         if let (Some(_), Some(id)) = (&posted, &answer_for) {
             let verdict = match self.refused.take() {
@@ -277,6 +312,11 @@ impl Worker {
                 (Plan::Edit, Some(target)) => Action::Edit { target, parts },
                 (Plan::Shrink(_), Some(target)) => Action::Edit { target, parts },
                 (Plan::Delete, Some(target)) => Action::Delete { target },
+                (Plan::React { add, .. }, Some(target)) => Action::React {
+                    target,
+                    emoji: ev.reaction.as_ref().map_or("", |r| r.emoji.as_str()),
+                    add: *add,
+                },
                 // Edits and deletes are planned only with a reference.
                 (_, None) => return Some(None),
             };
@@ -423,6 +463,60 @@ impl Worker {
                 _ = self.hard_stop.cancelled() => return false,
             }
         }
+    }
+
+    /// The reactors of the message `ev` reacts to after `ev`, and whether
+    /// the bot's own reaction comes (`true`) or goes (`false`) with it: it is
+    /// there while anyone's on the other side is. `None` when stopped.
+    async fn reacted(&self, ev: &ChatEvent) -> Option<(Reactors, Option<bool>)> {
+        let target = ev.target.as_deref().unwrap_or_default();
+        let reaction = ev.reaction.as_ref()?;
+        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
+        let mut reactors = loop {
+            match self.records.reactors(&self.channel, target).await {
+                Ok(r) => break r,
+                Err(e) => tracing::warn!(error = %e, "cannot read the reactions yet"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff.next_delay()) => {}
+                _ = self.hard_stop.cancelled() => return None,
+            }
+        };
+        let who = &mut reactors.entry(reaction.emoji.clone()).or_default();
+        let before = who.len();
+        let bridge = &ev.source.bridge;
+        match (reaction.op, &ev.author) {
+            (event::ReactionOp::Add, Some(a)) => {
+                who.insert(format!("{bridge}/{}", a.id));
+            }
+            (event::ReactionOp::Add, None) => {}
+            (event::ReactionOp::Remove, Some(a)) => {
+                who.remove(&format!("{bridge}/{}", a.id));
+            }
+            // Everyone's on that platform (a moderator cleared the emoji).
+            (event::ReactionOp::Remove, None) => {
+                let prefix = format!("{bridge}/");
+                who.retain(|w| !w.starts_with(&prefix));
+            }
+        }
+        let after = who.len();
+        if after == 0 {
+            reactors.remove(&reaction.emoji);
+        }
+        let change = match (before, after) {
+            (0, n) if n > 0 => Some(true),
+            (n, 0) if n > 0 => Some(false),
+            _ => None,
+        };
+        Some((reactors, change))
+    }
+
+    /// Keep who reacted to `event_id` (see `Records::reactors`).
+    async fn keep_reactors(&self, event_id: &str, reactors: &Reactors) -> bool {
+        self.persist("reactors", || {
+            self.records.put_reactors(&self.channel, event_id, reactors)
+        })
+        .await
     }
 
     /// Forget where the copies `ids` lead (see `Records::forget_copies`).

@@ -50,11 +50,11 @@ async fn setup(discord_extra: &str) -> Setup {
     let twitch = FakeTwitch::start().await;
     let jb = Jetbridge::start(&config(&nats, &discord, &twitch, discord_extra));
     let identify = discord.wait_identified(WAIT).await;
-    // GUILD_MODERATION (1 << 2, the audit log), GUILD_MESSAGES (1 << 9) and
-    // MESSAGE_CONTENT (1 << 15), no DMs.
+    // GUILD_MODERATION (1 << 2, the audit log), GUILD_MESSAGES (1 << 9),
+    // GUILD_MESSAGE_REACTIONS (1 << 10) and MESSAGE_CONTENT (1 << 15), no DMs.
     assert_eq!(
         identify["intents"].as_u64(),
-        Some((1 << 2) | (1 << 9) | (1 << 15)),
+        Some((1 << 2) | (1 << 9) | (1 << 10) | (1 << 15)),
         "{identify}"
     );
     twitch.wait_joined(&["#alpha"], WAIT).await;

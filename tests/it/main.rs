@@ -26,6 +26,7 @@ mod notices;
 mod page;
 mod page_notices;
 mod properties;
+mod reactions;
 mod readiness;
 mod recheck;
 mod slack;

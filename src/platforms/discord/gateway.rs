@@ -39,6 +39,15 @@ pub enum GatewayEvent {
         channel: ChannelId,
         ids: Vec<MessageId>,
     },
+    /// Someone's emoji added to (or taken from) a message; `user` none: a
+    /// moderator removed everyone's of that emoji.
+    Reaction {
+        channel: ChannelId,
+        message: MessageId,
+        user: Option<(u64, String)>,
+        emoji: String,
+        add: bool,
+    },
     /// An entry of a guild's audit log (what a moderator did).
     Audit {
         guild: u64,
@@ -73,6 +82,9 @@ impl RawEventHandler for Forward {
                 channel: d.channel_id,
                 ids: d.ids,
             },
+            Event::ReactionAdd(r) => reaction(r.reaction, true, true),
+            Event::ReactionRemove(r) => reaction(r.reaction, false, true),
+            Event::ReactionRemoveEmoji(r) => reaction(r.reaction, false, false),
             Event::GuildAuditLogEntryCreate(e) => GatewayEvent::Audit {
                 guild: e.guild_id.get(),
                 entry: serde_json::to_value(&e.entry).unwrap_or_default(),
@@ -84,6 +96,34 @@ impl RawEventHandler for Forward {
             _ => return,
         };
         let _ = self.0.send(out);
+    }
+}
+
+/// A reaction event: the emoji as the event carries it (Unicode, or
+/// `:name:` for the guild's own), and who, where `by_someone`.
+fn reaction(r: serenity::all::Reaction, add: bool, by_someone: bool) -> GatewayEvent {
+    use serenity::all::ReactionType;
+    let emoji = match &r.emoji {
+        ReactionType::Unicode(s) => s.clone(),
+        ReactionType::Custom { name, id, .. } => {
+            format!(":{}:", name.clone().unwrap_or_else(|| id.to_string()))
+        }
+        _ => ":unknown:".into(),
+    };
+    let user = r.user_id.filter(|_| by_someone).map(|id| {
+        let name = r
+            .member
+            .as_ref()
+            .map(|m| m.display_name().to_string())
+            .unwrap_or_else(|| id.to_string());
+        (id.get(), name)
+    });
+    GatewayEvent::Reaction {
+        channel: r.channel_id,
+        message: r.message_id,
+        user,
+        emoji,
+        add,
     }
 }
 
@@ -128,7 +168,8 @@ impl Gateway {
                     // GUILD_MODERATION: the audit log, for the moderation trail.
                     let intents = GatewayIntents::GUILD_MESSAGES
                         | GatewayIntents::MESSAGE_CONTENT
-                        | GatewayIntents::GUILD_MODERATION;
+                        | GatewayIntents::GUILD_MODERATION
+                        | GatewayIntents::GUILD_MESSAGE_REACTIONS;
                     let client = serenity::all::ClientBuilder::new_with_http(http, intents)
                         .raw_event_handler(Forward(tx))
                         .await;

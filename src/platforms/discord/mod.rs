@@ -27,7 +27,7 @@ use crate::bridge::{
 };
 use crate::cache::Bounded;
 use crate::config::{CommonBridgeConfig, InvalidChannel, InvalidSetting};
-use crate::event::ChatEvent;
+use crate::event::{Author, ChatEvent, Reaction, ReactionOp};
 use crate::ratelimit::Rate;
 use crate::render;
 
@@ -215,6 +215,41 @@ impl DiscordBridge {
                     ctx.inbound.publish(ev).await;
                 }
             }
+            G::Reaction {
+                channel,
+                message,
+                user,
+                emoji,
+                add,
+            } => {
+                let me = shared.me.read().await.as_ref().map(|m| m.user_id);
+                // Our own reactions are the mirrors of others'.
+                if user.as_ref().is_some_and(|(id, _)| Some(*id) == me) {
+                    return;
+                }
+                let author = user.map(|(id, name)| Author {
+                    id: id.to_string(),
+                    name,
+                    ..Default::default()
+                });
+                let op = if add {
+                    ReactionOp::Add
+                } else {
+                    ReactionOp::Remove
+                };
+                let mut ev = ChatEvent::reaction(
+                    &shared.name,
+                    &channel.to_string(),
+                    &message.to_string(),
+                    author,
+                    Reaction { emoji, op },
+                    None,
+                );
+                if let Some(t) = &ev.target {
+                    ev.target = Some(ctx.inbound.original(t).await);
+                }
+                ctx.inbound.publish(ev).await;
+            }
             G::Audit { guild, entry } => self.on_audit(guild, &entry, ctx).await,
             G::Unread { kind, value } => self.on_unread(&kind, value, ctx).await,
         }
@@ -242,6 +277,7 @@ impl Bridge for DiscordBridge {
                 per: Duration::from_secs(5),
             }),
             can_edit: true,
+            can_react: true,
             joiner: "\n",
             default_format: "**{name}** ({bridge}): {text}",
         }
@@ -348,6 +384,9 @@ impl Bridge for DiscordBridge {
             } => self.0.post(&d, parts, *first, *reply_to).await,
             Action::Edit { target, parts } => Ok(self.0.edit(d.channel, target, parts).await?),
             Action::Delete { target } => Ok(self.0.delete(d.channel, target).await?),
+            Action::React { target, emoji, add } => {
+                Ok(self.0.react(d.channel, target, emoji, *add).await?)
+            }
         }
     }
 

@@ -212,6 +212,31 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// Add or take back the bot's reaction `emoji` (Unicode) on the message
+    /// `target` (Add Reactions; a webhook's post is the channel's too).
+    pub(super) async fn react(
+        &self,
+        channel: &str,
+        target: &Posted,
+        emoji: &str,
+        add: bool,
+    ) -> Result<Posted, DeliverError> {
+        let Some(id) = target.ids.first() else {
+            return Ok(Posted::default());
+        };
+        let emoji: String = url::form_urlencoded::byte_serialize(emoji.as_bytes()).collect();
+        let path = format!("/channels/{channel}/messages/{id}/reactions/{emoji}/@me");
+        let method = if add {
+            reqwest::Method::PUT
+        } else {
+            reqwest::Method::DELETE
+        };
+        gone_is_done(self.rest.call(method, &path, None, Auth::Bot).await)?;
+        Ok(Posted::default())
+    }
+}
+
 /// Deleting something already gone is success.
 fn gone_is_done(r: Result<Value, RestError>) -> Result<(), DeliverError> {
     match r {

@@ -9,7 +9,7 @@ use super::Shared;
 use super::files::FileRef;
 use super::markup::{plain_to_common, unescape};
 use crate::bridge::Inbound;
-use crate::event::{self, Attachment, Author, ChatEvent};
+use crate::event::{self, Attachment, Author, ChatEvent, Reaction, ReactionOp};
 use crate::render;
 
 impl Shared {
@@ -264,5 +264,53 @@ mod tests {
     fn slack_ts_parses() {
         let t = slack_ts_to_time("1700000000.123456").unwrap();
         assert_eq!(t.timestamp_millis(), 1_700_000_000_123);
+    }
+}
+
+impl Shared {
+    /// Someone's emoji added to (or taken from) a message: a `reaction`
+    /// event, its target the original when the message is one of our copies.
+    /// Our own reactions are the mirrors of others' and are not kept.
+    pub(super) async fn on_reaction(
+        &self,
+        user: &SlackUserId,
+        name: &SlackReactionName,
+        item: &SlackReactionsItem,
+        event_ts: &SlackTs,
+        add: bool,
+        inbound: &Inbound,
+    ) {
+        let SlackReactionsItem::Message(message) = item else {
+            return;
+        };
+        let Some(channel) = message.origin.channel.as_ref().map(|c| c.to_string()) else {
+            return;
+        };
+        let sender = SlackMessageSender::new().with_user(user.clone());
+        if self.is_own(&sender).await {
+            return;
+        }
+        let author = self.author(&sender).await;
+        let op = if add {
+            ReactionOp::Add
+        } else {
+            ReactionOp::Remove
+        };
+        let reaction = Reaction {
+            emoji: super::emoji::from_slack(name.as_ref()),
+            op,
+        };
+        let mut ev = ChatEvent::reaction(
+            &self.name,
+            &channel,
+            message.origin.ts.as_ref(),
+            Some(author),
+            reaction,
+            Some(event_ts.as_ref()),
+        );
+        if let Some(t) = &ev.target {
+            ev.target = Some(inbound.original(t).await);
+        }
+        inbound.publish(ev).await;
     }
 }

@@ -6,6 +6,7 @@
 
 mod api;
 mod config;
+mod emoji;
 mod files;
 mod history;
 mod inbound;
@@ -123,6 +124,7 @@ impl Bridge for SlackBridge {
                 per: Duration::from_secs(1),
             }),
             can_edit: true,
+            can_react: true,
             joiner: "\n",
             default_format: "*{name}* ({bridge}): {text}",
         }
@@ -215,13 +217,25 @@ impl Bridge for SlackBridge {
                     }
                     Some(socket::SocketEvent::Lost(why)) => ctx.status.connecting(why),
                     Some(socket::SocketEvent::Push(cb, files, envelope)) => {
-                        if let SlackEventCallbackBody::Message(msg) = cb.event {
-                            // A stop that cannot wait any longer leaves it
-                            // unacknowledged: Slack sends it again.
-                            tokio::select! {
-                                _ = b.on_message(msg, &files, &ctx.inbound) => {}
-                                _ = ctx.give_up.cancelled() => return Ok(()),
+                        // A stop that cannot wait any longer leaves it
+                        // unacknowledged: Slack sends it again.
+                        let handled = async {
+                            match cb.event {
+                                SlackEventCallbackBody::Message(msg) => {
+                                    b.on_message(msg, &files, &ctx.inbound).await
+                                }
+                                SlackEventCallbackBody::ReactionAdded(r) => {
+                                    b.on_reaction(&r.user, &r.reaction, &r.item, &r.event_ts, true, &ctx.inbound).await
+                                }
+                                SlackEventCallbackBody::ReactionRemoved(r) => {
+                                    b.on_reaction(&r.user, &r.reaction, &r.item, &r.event_ts, false, &ctx.inbound).await
+                                }
+                                _ => {}
                             }
+                        };
+                        tokio::select! {
+                            _ = handled => {}
+                            _ = ctx.give_up.cancelled() => return Ok(()),
                         }
                         if let Some(envelope) = envelope {
                             let _ = ack_tx.send(envelope);
@@ -252,6 +266,9 @@ impl Bridge for SlackBridge {
             } => self.0.post(&d, parts, *reply_to).await,
             Action::Edit { target, parts } => Ok(self.0.edit(d.channel, target, parts).await?),
             Action::Delete { target } => Ok(self.0.delete(d.channel, target).await?),
+            Action::React { target, emoji, add } => {
+                Ok(self.0.react(d.channel, target, emoji, *add).await?)
+            }
         }
     }
 

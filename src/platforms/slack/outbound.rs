@@ -136,6 +136,54 @@ impl Shared {
     }
 }
 
+impl Shared {
+    /// Add or take back the bot's reaction `emoji` (Unicode) on the message
+    /// `target` (`reactions:write`); an emoji Slack lacks is left out.
+    pub(super) async fn react(
+        &self,
+        channel: &str,
+        target: &Posted,
+        emoji: &str,
+        add: bool,
+    ) -> Result<Posted, DeliverError> {
+        let (Some(ts), Some(name)) = (target.ids.first(), super::emoji::to_slack(emoji)) else {
+            return Ok(Posted::default());
+        };
+        let session = self.client.open_session(&self.bot_token);
+        let (ch, ts, name) = (
+            SlackChannelId::new(channel.into()),
+            SlackTs::new(ts.clone()),
+            SlackReactionName::new(name.into()),
+        );
+        let r = if add {
+            session
+                .reactions_add(&SlackApiReactionsAddRequest::new(ch, name, ts))
+                .await
+                .map(drop)
+        } else {
+            session
+                .reactions_remove(
+                    &SlackApiReactionsRemoveRequest::new(name)
+                        .with_channel(ch)
+                        .with_timestamp(ts),
+                )
+                .await
+                .map(drop)
+        };
+        match r {
+            Ok(()) => Ok(Posted::default()),
+            // Already as it should be.
+            Err(SlackClientError::ApiError(a))
+                if matches!(a.code.as_str(), "already_reacted" | "no_reaction") =>
+            {
+                Ok(Posted::default())
+            }
+            Err(e) if is_gone(&e) => Ok(Posted::default()),
+            Err(e) => Err(classify(e)),
+        }
+    }
+}
+
 /// Slack refused a deletion for want of rights.
 fn cannot_delete(e: &SlackClientError) -> bool {
     matches!(e, SlackClientError::ApiError(a) if a.code == "cant_delete_message")

@@ -155,6 +155,7 @@ impl Bridge for TwitchBridge {
                 per: Duration::from_secs(30),
             }),
             can_edit: false,
+            can_react: false,
             joiner: " | ",
             default_format: "[{bridge}] {name}: {text}",
         }
@@ -304,8 +305,10 @@ impl Bridge for TwitchBridge {
             Action::Delete { target } if !target.ids.is_empty() => {
                 return self.delete_api(d.channel, target).await;
             }
-            // Twitch cannot edit; a copy without an id cannot be found.
-            Action::Edit { .. } | Action::Delete { .. } => return Ok(Posted::default()),
+            // Twitch cannot edit or react; a copy without an id cannot be found.
+            Action::Edit { .. } | Action::Delete { .. } | Action::React { .. } => {
+                return Ok(Posted::default());
+            }
         };
         let login = d.channel.trim_start_matches('#').to_string();
         if self.already_seen_in(d.event, &login) {

@@ -17,7 +17,7 @@ use crate::bridge::{
     Action, Bridge, BridgeContext, BridgeError, DeliverError, DeliverFailure, Delivery,
     OutboundSpec, Posted,
 };
-use crate::bus::{BusError, MarkScope, Renewal, Verdict};
+use crate::bus::{BusError, MarkScope, Reactors, Renewal, Verdict};
 use crate::config::{CommonBridgeConfig, LongMessages};
 use crate::event::ChatEvent;
 use crate::ratelimit::Rate;
@@ -36,6 +36,7 @@ pub struct MemRecords {
     entries: Mutex<HashMap<(String, String), Posted>>,
     marks: Mutex<HashMap<String, (MarkScope, u64)>>,
     copies: Mutex<HashMap<(String, String), String>>,
+    reactors: Mutex<HashMap<(String, String), Reactors>>,
     log: Log,
 }
 
@@ -97,6 +98,26 @@ impl Records for MemRecords {
     async fn copy_of(&self, channel: &str, platform_id: &str) -> Result<Option<String>, BusError> {
         let key = (channel.to_string(), platform_id.to_string());
         Ok(self.copies.lock().unwrap().get(&key).cloned())
+    }
+    async fn reactors(&self, channel: &str, event_id: &str) -> Result<Reactors, BusError> {
+        let key = (channel.to_string(), event_id.to_string());
+        Ok(self
+            .reactors
+            .lock()
+            .unwrap()
+            .get(&key)
+            .cloned()
+            .unwrap_or_default())
+    }
+    async fn put_reactors(
+        &self,
+        channel: &str,
+        event_id: &str,
+        reactors: &Reactors,
+    ) -> Result<(), BusError> {
+        let key = (channel.to_string(), event_id.to_string());
+        self.reactors.lock().unwrap().insert(key, reactors.clone());
+        Ok(())
     }
     async fn forget_copies(&self, channel: &str, platform_ids: &[String]) -> Result<(), BusError> {
         let mut copies = self.copies.lock().unwrap();
@@ -202,6 +223,8 @@ pub struct Memory {
     tx: mpsc::UnboundedSender<Incoming>,
     log: Log,
     next_seq: AtomicU64,
+    /// Every event put on the stream, in order.
+    events: Mutex<Vec<ChatEvent>>,
 }
 
 impl Memory {
@@ -219,11 +242,13 @@ impl Memory {
             tx,
             log,
             next_seq: AtomicU64::new(1),
+            events: Mutex::default(),
         })
     }
 
     /// Put `ev` on the stream; returns its sequence.
     pub fn publish(&self, ev: &ChatEvent) -> u64 {
+        self.events.lock().unwrap().push(ev.clone());
         let seq = self.next_seq.fetch_add(1, Ordering::SeqCst);
         self.deliver_again(seq, ev, 1);
         seq
@@ -241,6 +266,11 @@ impl Memory {
                 log: self.log.clone(),
             }),
         });
+    }
+
+    /// Every event put on the stream so far.
+    pub fn published(&self) -> Vec<ChatEvent> {
+        self.events.lock().unwrap().clone()
     }
 
     pub fn log(&self) -> Vec<String> {
@@ -299,6 +329,8 @@ pub enum Did {
     Post(Vec<String>),
     Edit(Vec<String>, Vec<String>),
     Delete(Vec<String>),
+    /// Reacted (`true`) or took the reaction back, with that emoji.
+    React(Vec<String>, String, bool),
 }
 
 /// A failure to answer with, instead of doing it.
@@ -397,6 +429,7 @@ impl Bridge for Recorder {
             max_chars: self.max_chars,
             rate: self.rate,
             can_edit: true,
+            can_react: true,
             joiner: "\n",
             default_format: "{name}: {text}",
         }
@@ -442,6 +475,10 @@ impl Bridge for Recorder {
             (Action::Delete { target }, _) => {
                 self.record(Did::Delete(target.ids.clone()));
                 Ok(target.clone())
+            }
+            (Action::React { target, emoji, add }, _) => {
+                self.record(Did::React(target.ids.clone(), emoji.to_string(), add));
+                Ok(Posted::default())
             }
         }
     }

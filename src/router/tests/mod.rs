@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::*;
 use crate::bus::MarkScope;
 use crate::clock::Clock;
-use crate::event::{Author, ChatEvent};
+use crate::event::{Author, ChatEvent, EventKind, Reaction, ReactionOp};
 use crate::ratelimit::Rate;
 use memory::{Did, Memory, Recorder, Script};
 
@@ -328,4 +328,103 @@ async fn a_held_message_waits_out_the_hold_and_one_deleted_meanwhile_is_never_po
     logged(&mem, "ack 1").await;
     logged(&mem, "ack 3").await;
     assert_eq!(bridge.did().len(), 1, "{:?}", bridge.did());
+}
+
+/// A reaction to message `n` by `user` on bridge `src`.
+fn reaction(n: u32, user: &str, emoji: &str, op: ReactionOp) -> ChatEvent {
+    let who = Author {
+        id: user.into(),
+        name: user.into(),
+        ..Default::default()
+    };
+    let r = Reaction {
+        emoji: emoji.into(),
+        op,
+    };
+    let mut ev = ChatEvent::reaction("src", "#in", &format!("m{n}"), Some(who), r, Some(user));
+    ev.room = "lobby".into();
+    ev
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_bot_reacts_once_per_emoji_while_anyone_on_the_other_side_does() {
+    let mem = Memory::new();
+    let bridge = Recorder::new(None, 2000);
+    let _run = start(&mem, &bridge);
+    mem.publish(&message(1, "hi"));
+    bridge.wait(1).await;
+    let copy = vec!["100".to_string()];
+    let (add, remove) = (ReactionOp::Add, ReactionOp::Remove);
+    for ev in [
+        reaction(1, "u1", "👍", add),
+        reaction(1, "u2", "👍", add),
+        reaction(1, "u1", "🎉", add),
+        reaction(1, "u1", "👍", remove),
+        // Taken back twice, or by someone who never reacted: nothing.
+        reaction(1, "u1", "👍", remove),
+        reaction(1, "u9", "👍", remove),
+        reaction(1, "u2", "👍", remove),
+    ] {
+        mem.publish(&ev);
+    }
+    logged(&mem, "ack 8").await;
+    assert_eq!(
+        bridge.did()[1..],
+        [
+            Did::React(copy.clone(), "👍".into(), true),
+            Did::React(copy.clone(), "🎉".into(), true),
+            Did::React(copy.clone(), "👍".into(), false),
+        ]
+    );
+    // A moderator clearing an emoji (no one named) takes the bot's back too.
+    let mut cleared = reaction(1, "x", "🎉", remove);
+    cleared.author = None;
+    cleared.id.push_str(":cleared");
+    mem.publish(&cleared);
+    let did = bridge.wait(5).await;
+    assert_eq!(did[4], Did::React(copy, "🎉".into(), false));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deleted_copy_leads_to_its_original_and_our_own_deletions_do_not() {
+    let mem = Memory::new();
+    let bridge = Recorder::new(None, 2000);
+    let _run = start(&mem, &bridge);
+    mem.publish(&message(1, "spam"));
+    mem.publish(&message(2, "fine"));
+    bridge.wait(2).await;
+    logged(&mem, "ack 2").await;
+    // A moderator deletes our copy of m1 (id 100) in `out`.
+    let mut deleted = ChatEvent::delete("mem", "out", "100", None);
+    deleted.room = "lobby".into();
+    mem.publish(&deleted);
+    // The original's delete goes out: to `out` too (other parts of the copy).
+    let did = bridge.wait(3).await;
+    assert_eq!(did[2], Did::Delete(vec!["100".into()]));
+    logged(&mem, "ack 4").await;
+    // Our own deletion of the copy comes back from the platform: its way
+    // back to the original was forgotten first, so nothing follows.
+    let mut echo = ChatEvent::delete("mem", "out", "100", None);
+    echo.id.push_str(":again");
+    echo.room = "lobby".into();
+    mem.publish(&echo);
+    mem.publish(&message(3, "after"));
+    bridge.wait(4).await;
+    // m1, m2, the deletion, the original's delete, the record, the echo, m3.
+    logged(&mem, "ack 7").await;
+    let stream: Vec<String> = mem.published().iter().map(|e| e.id.clone()).collect();
+    assert_eq!(
+        stream
+            .iter()
+            .filter(|id| id.as_str() == "src:in:m1:delete")
+            .count(),
+        1,
+        "{stream:?}"
+    );
+    assert!(
+        mem.published()
+            .iter()
+            .any(|e| e.kind == EventKind::Moderation && e.id == "mem:out:mod:mirror:100")
+    );
+    assert!(!bridge.did().contains(&Did::Delete(vec!["101".into()])));
 }

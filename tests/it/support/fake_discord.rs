@@ -51,6 +51,9 @@ struct State_ {
     down_until: Mutex<Option<(Instant, u16)>>,
     /// Posts whose content holds this text fail with this status until then.
     fail_containing: std::sync::Mutex<Option<(String, Instant, u16)>>,
+    /// When each channel last took a reaction (Discord's bucket: one per
+    /// 250 ms per channel; faster ones get a 429).
+    reaction_at: std::sync::Mutex<HashMap<String, Instant>>,
     /// Webhooks by id: (channel, token).
     webhooks: Mutex<HashMap<String, (String, String)>>,
     gateway: Mutex<Vec<mpsc::UnboundedSender<String>>>,
@@ -577,6 +580,30 @@ async fn rest_handler(
         }
         _ => None,
     });
+    if let ["channels", ch, "messages", _, "reactions", _, "@me"] = segs.as_slice() {
+        let limited = {
+            let now = Instant::now();
+            let mut last = st.reaction_at.lock().unwrap();
+            let limited = last
+                .get(*ch)
+                .is_some_and(|t| now.duration_since(*t) < Duration::from_millis(250));
+            if !limited {
+                last.insert(ch.to_string(), now);
+            }
+            limited
+        };
+        if limited {
+            let body = json!({"message": "You are being rate limited.", "retry_after": 0.25, "global": false});
+            st.requests.lock().await.push(record(Some(429)));
+            st.changed.notify_waiters();
+            let mut resp = (StatusCode::TOO_MANY_REQUESTS, Json(body)).into_response();
+            resp.headers_mut()
+                .insert("retry-after", "1".parse().unwrap());
+            resp.headers_mut()
+                .insert("x-ratelimit-reset-after", "0.25".parse().unwrap());
+            return resp;
+        }
+    }
     let reads_history = method == "GET" && matches!(segs.as_slice(), ["channels", _, "messages"]);
     let scripted = if is_post_message {
         match outage {
@@ -678,6 +705,9 @@ async fn rest_handler(
             StatusCode::OK,
             json!({"id": id, "type": 0, "guild_id": GUILD_ID, "name": format!("chan-{}", &id[id.len().saturating_sub(3)..])}),
         ),
+        ("PUT" | "DELETE", ["channels", _, "messages", _, "reactions", _, "@me"]) => {
+            (StatusCode::NO_CONTENT, Value::Null)
+        }
         // A moderator's actions (the bot has Moderate and Ban Members here).
         ("PATCH", ["guilds", _, "members", _]) => (StatusCode::OK, json!({"roles": []})),
         ("PUT", ["guilds", _, "bans", _]) | ("DELETE", ["guilds", _, "bans", _]) => {

@@ -708,6 +708,7 @@ async fn api_handler(
                     200,
                     json!({"ok": true, "channel": p["channel"], "ts": p["ts"]}),
                 ),
+                "reactions.add" | "reactions.remove" => (200, json!({"ok": true})),
                 _ => (200, json!({"ok": false, "error": "unknown_method"})),
             }
         }

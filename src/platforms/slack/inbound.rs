@@ -256,17 +256,6 @@ fn mark_bot(author: &mut Author) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slack_ts_parses() {
-        let t = slack_ts_to_time("1700000000.123456").unwrap();
-        assert_eq!(t.timestamp_millis(), 1_700_000_000_123);
-    }
-}
-
 impl Shared {
     /// Someone's emoji added to (or taken from) a message: a `reaction`
     /// event, its target the original when the message is one of our copies.
@@ -312,5 +301,16 @@ impl Shared {
             ev.target = Some(inbound.original(t).await);
         }
         inbound.publish(ev).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slack_ts_parses() {
+        let t = slack_ts_to_time("1700000000.123456").unwrap();
+        assert_eq!(t.timestamp_millis(), 1_700_000_000_123);
     }
 }

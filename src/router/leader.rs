@@ -85,11 +85,13 @@ pub async fn run_outbound(
                 _ = tokio::time::sleep(backoff.next_delay()) => {}
             }
         };
+        let recent = Recent::default();
         let mirror = Arc::new(Mirror {
             backbone: backbone.clone(),
             records: records.clone(),
             verdicts: verdicts.clone(),
             routes: routes.clone(),
+            recent: recent.clone(),
         });
         let leader = Leader {
             backbone,
@@ -99,7 +101,7 @@ pub async fn run_outbound(
             records,
             verdicts,
             mirror,
-            recent: Recent::default(),
+            recent,
             timing,
         };
         loop {

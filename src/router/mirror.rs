@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::recent::Recent;
 use super::{Backbone, Records, Routes, Verdicts};
 use crate::bus::{BusError, Verdict};
 use crate::event::{ChatEvent, EventKind, ModAction, ModOrigin, ModResult, Moderation};
@@ -24,6 +25,9 @@ pub struct Mirror {
     pub records: Arc<dyn Records>,
     pub verdicts: Arc<dyn Verdicts>,
     pub routes: Arc<Routes>,
+    /// This bridge's recent posts: a copy deleted right after it was posted
+    /// is found before its entry lands.
+    pub recent: Recent,
 }
 
 /// Whether `ev`, read by the router of `bridge`, is a deletion seen on one
@@ -40,14 +44,23 @@ impl Mirror {
     /// deleted a copy.
     pub async fn follow(&self, ev: &ChatEvent) -> Result<(), BusError> {
         let channel = &ev.source.channel;
-        let Some(original) = self.records.copy_of(channel, &ev.source.message_id).await? else {
+        let known = self.recent.copy_of(channel, &ev.source.message_id);
+        let original = match known {
+            Some(known) => known,
+            None => self.records.copy_of(channel, &ev.source.message_id).await?,
+        };
+        let Some(original) = original else {
             return Ok(());
         };
         // A coalesced post stands for several messages: all of them go.
-        let members = match self.records.get(channel, &original).await? {
-            Some(p) => p.combined.map(|c| c.members).unwrap_or_default(),
-            None => Vec::new(),
+        let record = match self.recent.get(channel, &original) {
+            Some(p) => Some(p),
+            None => self.records.get(channel, &original).await?,
         };
+        let members = record
+            .and_then(|p| p.combined)
+            .map(|c| c.members)
+            .unwrap_or_default();
         let members = if members.is_empty() {
             vec![original]
         } else {

@@ -43,6 +43,10 @@ pub struct Posted {
     /// Set when the copy is one post that coalesced several events.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub combined: Option<Combined>,
+    /// The platform's thread the copy was posted in, where the platform
+    /// addresses a thread's messages through it (a Discord thread).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<String>,
 }
 
 impl Posted {
@@ -57,6 +61,9 @@ impl Posted {
         self.ids.extend(later.ids);
         if later.handle.is_some() {
             self.handle = later.handle;
+        }
+        if later.thread.is_some() {
+            self.thread = later.thread;
         }
     }
 }
@@ -80,6 +87,9 @@ pub enum Action<'a> {
         first: usize,
         /// The copy, in this channel, of the message this one replies to.
         reply_to: Option<&'a Posted>,
+        /// The copy (or original), in this channel, of the first message of
+        /// the thread this one is in.
+        thread: Option<&'a Posted>,
     },
     /// Replace the text of a copy.
     Edit {

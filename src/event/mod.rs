@@ -129,6 +129,10 @@ pub struct ChatEvent {
     /// The `id` of the message this one answers.
     #[serde(default)]
     pub reply_to: Option<String>,
+    /// The `id` of the first message of the thread this one is in (a Slack
+    /// thread, a Discord thread or forum post); absent outside threads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<String>,
     /// For `edit` and `delete`, the `id` of the original message event.
     #[serde(default)]
     pub target: Option<String>,
@@ -301,6 +305,7 @@ impl ChatEvent {
             text,
             ts: Utc::now(),
             reply_to: None,
+            thread: None,
             target: None,
             attachments: Vec::new(),
             emotes: Vec::new(),
@@ -361,6 +366,7 @@ impl ChatEvent {
             text: String::new(),
             ts: Utc::now(),
             reply_to: None,
+            thread: None,
             target: Some(target),
             attachments: Vec::new(),
             emotes: Vec::new(),
@@ -448,6 +454,7 @@ impl ChatEvent {
             text,
             ts: Utc::now(),
             reply_to: None,
+            thread: None,
             target: Some(target),
             attachments: Vec::new(),
             emotes: Vec::new(),

@@ -11,7 +11,7 @@ use crate::render;
 
 /// Events that may join a coalesced post: plain messages (not replies).
 fn coalescible(ev: &ChatEvent) -> bool {
-    ev.kind == EventKind::Message && ev.reply_to.is_none()
+    ev.kind == EventKind::Message && ev.reply_to.is_none() && ev.thread.is_none()
 }
 
 /// Whether `n` may join a coalesced post now: a plain message that may be

@@ -190,6 +190,17 @@ impl Worker {
             });
         }
         let answer_for = ev.is_foreign_delete().then(|| ev.id.clone());
+        // The thread's first message here: its copy, or the original itself.
+        let thread = match ev.thread.as_deref() {
+            Some(id) if ev.kind.is_post() => match self.lookup(id).await {
+                Some(p) => Some(p),
+                None => event::said_in(id, self.bridge.name(), &self.channel).map(|pid| Posted {
+                    ids: vec![pid.to_string()],
+                    ..Default::default()
+                }),
+            },
+            _ => None,
+        };
         let plan = match (ev.kind, &reference) {
             (EventKind::Message | EventKind::Notice, _) => Plan::Post,
             // Nothing of ours to edit or delete in this channel.
@@ -257,7 +268,13 @@ impl Worker {
         let mut posted = None;
         if unlinked.is_empty() || self.forget(unlinked).await {
             posted = self
-                .attempt(&ev, &plan, &parts, reference.as_ref(), batch.len() > 1)
+                .attempt(
+                    &ev,
+                    &plan,
+                    &parts,
+                    (reference.as_ref(), thread.as_ref()),
+                    batch.len() > 1,
+                )
                 .await;
         }
         if let (Some(_), Plan::React { reactors, .. }) = (&posted, &plan) {
@@ -295,7 +312,7 @@ impl Worker {
         ev: &ChatEvent,
         plan: &Plan,
         parts: &[String],
-        reference: Option<&Posted>,
+        (reference, thread): (Option<&Posted>, Option<&Posted>),
         combined: bool,
     ) -> Option<Option<Posted>> {
         let mut backoff = Backoff::new(Duration::from_millis(250), Duration::from_secs(30));
@@ -308,6 +325,7 @@ impl Worker {
                     parts: &parts[sent..],
                     first: sent,
                     reply_to: reference,
+                    thread,
                 },
                 (Plan::Edit, Some(target)) => Action::Edit { target, parts },
                 (Plan::Shrink(_), Some(target)) => Action::Edit { target, parts },
@@ -521,6 +539,7 @@ impl Worker {
 
     /// Forget where the copies `ids` lead (see `Records::forget_copies`).
     async fn forget(&self, ids: &[String]) -> bool {
+        self.recent.forget_copies(&self.channel, ids);
         self.persist("copies", || self.records.forget_copies(&self.channel, ids))
             .await
     }

@@ -31,6 +31,7 @@ mod readiness;
 mod recheck;
 mod slack;
 mod stop;
+mod threads;
 mod twitch;
 mod twitch_history;
 mod twitch_lines;

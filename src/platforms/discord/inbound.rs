@@ -163,7 +163,8 @@ impl Shared {
         ) {
             return None;
         }
-        let channel = msg.channel_id.to_string();
+        let said_in = msg.channel_id.to_string();
+        let (channel, thread) = self.place(&said_in, inbound).await;
         let (text, emotes) = self
             .to_common(&msg.content, &msg.mentions, msg.guild_id)
             .await;
@@ -210,7 +211,7 @@ impl Shared {
         let raw = match raw {
             Some(r) => Some(r),
             None if lines.is_empty() && files.is_empty() => {
-                fetched = self.fetch_raw(&channel, &msg.id.to_string()).await;
+                fetched = self.fetch_raw(&said_in, &msg.id.to_string()).await;
                 fetched.as_ref()
             }
             None => None,
@@ -265,6 +266,9 @@ impl Shared {
                 size: f.size,
             });
         }
+        if let Some(t) = &thread {
+            super::threads::place_in(&mut ev, t, inbound).await;
+        }
         Some(ev)
     }
 
@@ -295,7 +299,11 @@ impl Shared {
 
     /// An edit as an event; `None` for updates that are not edits (embeds
     /// resolved, pins) and for our own posts.
-    pub(super) async fn edit_event(&self, ev: &MessageUpdateEvent) -> Option<ChatEvent> {
+    pub(super) async fn edit_event(
+        &self,
+        ev: &MessageUpdateEvent,
+        inbound: &Inbound,
+    ) -> Option<ChatEvent> {
         let (Some(content), Some(edited)) = (ev.content.as_ref(), ev.edited_timestamp) else {
             return None;
         };
@@ -322,9 +330,11 @@ impl Shared {
             badges: bot_badge(a.bot),
             first_message: None,
         });
+        // A thread's messages belong to its parent channel.
+        let (channel, _) = self.place(&ev.channel_id.to_string(), inbound).await;
         Some(ChatEvent::edit(
             &self.name,
-            &ev.channel_id.to_string(),
+            &channel,
             &ev.id.to_string(),
             &edited.to_string(),
             author,

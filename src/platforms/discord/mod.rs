@@ -13,6 +13,7 @@ mod media;
 mod moderate;
 mod outbound;
 mod rest;
+mod threads;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -195,13 +196,14 @@ impl DiscordBridge {
                 }
             }
             G::Update(update) => {
-                if let Some(ev) = shared.edit_event(&update).await {
+                if let Some(ev) = shared.edit_event(&update, &ctx.inbound).await {
                     ctx.inbound.publish(ev).await;
                 }
             }
             G::Delete { channel, id } => {
-                let ev =
-                    ChatEvent::delete(&shared.name, &channel.to_string(), &id.to_string(), None);
+                // A thread's messages belong to its parent channel.
+                let (channel, _) = shared.place(&channel.to_string(), &ctx.inbound).await;
+                let ev = ChatEvent::delete(&shared.name, &channel, &id.to_string(), None);
                 ctx.inbound.publish(ev).await;
             }
             G::DeleteBulk { channel, ids } => {
@@ -292,8 +294,9 @@ impl Bridge for DiscordBridge {
     }
 
     fn render(&self, ev: &ChatEvent, channel: &str) -> Vec<String> {
-        // Through a webhook the name shows as the poster: the text alone.
-        if self.0.cfg.webhooks && ev.reply_to.is_none() {
+        // Through a webhook the name shows as the poster: the text alone (a
+        // reply to its thread's first message is in the thread, not a reply).
+        if self.0.cfg.webhooks && (ev.reply_to.is_none() || ev.reply_to == ev.thread) {
             return crate::bridge::render_text_only(self, ev);
         }
         crate::bridge::default_render(self, ev, channel)
@@ -381,7 +384,8 @@ impl Bridge for DiscordBridge {
                 parts,
                 first,
                 reply_to,
-            } => self.0.post(&d, parts, *first, *reply_to).await,
+                thread,
+            } => self.0.post(&d, parts, *first, *reply_to, *thread).await,
             Action::Edit { target, parts } => Ok(self.0.edit(d.channel, target, parts).await?),
             Action::Delete { target } => Ok(self.0.delete(d.channel, target).await?),
             Action::React { target, emoji, add } => {

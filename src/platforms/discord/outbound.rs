@@ -66,19 +66,77 @@ impl Shared {
         Ok(hook)
     }
 
-    /// Post `parts` (part `first` onwards of the whole post).
+    /// The thread started from message `id` in `channel` (a thread's id is
+    /// its first message's), started now when there is none yet; its name
+    /// from `name`.
+    async fn thread(&self, channel: &str, id: &str, name: &str) -> Result<(), DeliverError> {
+        let key = format!("thread-of:{id}");
+        if self.names.lock().await.get(&key).is_some() {
+            return Ok(());
+        }
+        let found = self
+            .rest
+            .call(
+                reqwest::Method::GET,
+                &format!("/channels/{id}"),
+                None,
+                Auth::Bot,
+            )
+            .await;
+        match found {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {
+                let name: String = name.chars().take(100).collect();
+                let created = self
+                    .rest
+                    .call(
+                        reqwest::Method::POST,
+                        &format!("/channels/{channel}/messages/{id}/threads"),
+                        Some(json!({ "name": name, "auto_archive_duration": 1440 })),
+                        Auth::Bot,
+                    )
+                    .await;
+                match created {
+                    Ok(_) => {}
+                    // Started meanwhile (another instance, a person).
+                    Err(e) if e.code == Some(160004) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.names.lock().await.insert(key, channel.to_string());
+        Ok(())
+    }
+
+    /// Post `parts` (part `first` onwards of the whole post), in the thread of
+    /// `thread` when there is one (started on that message when needed).
     pub(super) async fn post(
         &self,
         d: &Delivery<'_>,
         parts: &[String],
         first: usize,
         reply_to: Option<&Posted>,
+        thread: Option<&Posted>,
     ) -> Result<Posted, DeliverFailure> {
         let ev = d.event;
+        let thread_id = thread.and_then(|t| t.ids.first().cloned());
+        // Inside a thread, answering its first message is being in it.
+        let reply_to = reply_to.filter(|r| r.ids.first() != thread_id.as_ref());
+        if let Some(t) = &thread_id {
+            let line = ev.text.lines().next().unwrap_or_default();
+            let name = format!("{}: {line}", ev.author_name());
+            self.thread(d.channel, t, &name).await?;
+        }
+        let in_thread = |mut p: Posted| {
+            p.thread = thread_id.clone();
+            p
+        };
         // Webhooks cannot reply with a message reference: replies whose parent
         // copy is known go as bot messages, which can.
         let reply_ref = reply_to.and_then(|p| p.ids.first().cloned());
         if !(self.cfg.webhooks && reply_ref.is_none() && !d.combined) {
+            let into = thread_id.as_deref().unwrap_or(d.channel);
             return post_parts(parts, |i, part| {
                 let mut body = json!({ "content": part, "allowed_mentions": { "parse": [] } });
                 if first + i == 0
@@ -87,7 +145,7 @@ impl Shared {
                     body["message_reference"] =
                         json!({ "message_id": r, "fail_if_not_exists": false });
                 }
-                let path = format!("/channels/{}/messages", d.channel);
+                let path = format!("/channels/{into}/messages");
                 async move {
                     let v = self
                         .rest
@@ -96,7 +154,12 @@ impl Shared {
                     Ok(v["id"].as_str().map(str::to_string))
                 }
             })
-            .await;
+            .await
+            .map(in_thread)
+            .map_err(|mut f| {
+                f.partial = in_thread(std::mem::take(&mut f.partial));
+                f
+            });
         }
         let hook = self.webhook(d.channel).await?;
         let username = webhook_username(ev.author_name(), &ev.source.bridge);
@@ -105,7 +168,10 @@ impl Shared {
             .as_ref()
             .and_then(|a| a.avatar_url.as_deref())
             .filter(|u| u.starts_with("https://"));
-        let path = format!("/webhooks/{}/{}?wait=true", hook.id, hook.token);
+        let mut path = format!("/webhooks/{}/{}?wait=true", hook.id, hook.token);
+        if let Some(t) = &thread_id {
+            path.push_str(&format!("&thread_id={t}"));
+        }
         let result = post_parts(parts, |_, part| {
             let body = json!({
                 "content": part,
@@ -128,7 +194,7 @@ impl Shared {
         .await;
         let with_hook = |mut p: Posted| {
             p.handle = Some(hook.id.clone());
-            p
+            in_thread(p)
         };
         result.map(with_hook).map_err(|mut f| {
             f.partial = with_hook(std::mem::take(&mut f.partial));
@@ -154,16 +220,24 @@ impl Shared {
         id: &str,
         hooks: &HashMap<String, Webhook>,
     ) -> (String, Auth) {
+        // A thread's messages are its own (the thread is a channel).
+        let in_thread = target.thread.as_deref();
         match target
             .handle
             .as_ref()
             .and_then(|hid| hooks.values().find(|w| &w.id == hid))
         {
-            Some(w) => (
-                format!("/webhooks/{}/{}/messages/{id}", w.id, w.token),
-                Auth::None,
+            Some(w) => {
+                let mut path = format!("/webhooks/{}/{}/messages/{id}", w.id, w.token);
+                if let Some(t) = in_thread {
+                    path.push_str(&format!("?thread_id={t}"));
+                }
+                (path, Auth::None)
+            }
+            None => (
+                format!("/channels/{}/messages/{id}", in_thread.unwrap_or(channel)),
+                Auth::Bot,
             ),
-            None => (format!("/channels/{channel}/messages/{id}"), Auth::Bot),
         }
     }
 
@@ -226,6 +300,7 @@ impl Shared {
             return Ok(Posted::default());
         };
         let emoji: String = url::form_urlencoded::byte_serialize(emoji.as_bytes()).collect();
+        let channel = target.thread.as_deref().unwrap_or(channel);
         let path = format!("/channels/{channel}/messages/{id}/reactions/{emoji}/@me");
         let method = if add {
             reqwest::Method::PUT

@@ -202,10 +202,15 @@ impl Shared {
                 if let Some(t) = slack_ts_to_time(&ts) {
                     e.ts = t;
                 }
+                // A thread reply: in the thread of its first message (the
+                // original, when that is a copy of ours), answering it.
                 if let Some(thread) = ev.origin.thread_ts.as_ref().map(|t| t.to_string())
                     && thread != ts
                 {
-                    e.reply_to = Some(event::message_id(&self.name, &channel, &thread));
+                    let root = event::message_id(&self.name, &channel, &thread);
+                    let root = inbound.original(&root).await;
+                    e.reply_to = Some(root.clone());
+                    e.thread = Some(root);
                 }
                 let mut hidden = 0;
                 for f in files {

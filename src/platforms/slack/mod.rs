@@ -254,16 +254,24 @@ impl Bridge for SlackBridge {
         match &d.action {
             // Rendered for a custom name, but Slack refused that since: the
             // template has to carry the name now.
+            // In the thread of its first message's copy, or of the message
+            // it answers (Slack threads are its replies).
             Action::Post {
-                reply_to, first, ..
+                reply_to,
+                thread,
+                first,
+                ..
             } if !d.combined && !self.0.customize.load(Ordering::Relaxed) => {
                 let parts = crate::bridge::default_render(self, d.event, d.channel);
                 let rest = parts.get(*first..).unwrap_or_default();
-                self.0.post(&d, rest, *reply_to).await
+                self.0.post(&d, rest, thread.or(*reply_to)).await
             }
             Action::Post {
-                parts, reply_to, ..
-            } => self.0.post(&d, parts, *reply_to).await,
+                parts,
+                reply_to,
+                thread,
+                ..
+            } => self.0.post(&d, parts, thread.or(*reply_to)).await,
             Action::Edit { target, parts } => Ok(self.0.edit(d.channel, target, parts).await?),
             Action::Delete { target } => Ok(self.0.delete(d.channel, target).await?),
             Action::React { target, emoji, add } => {

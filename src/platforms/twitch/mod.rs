@@ -295,10 +295,12 @@ impl Bridge for TwitchBridge {
 
     async fn deliver(&self, d: Delivery<'_>) -> Result<Posted, DeliverFailure> {
         let (parts, reply_to) = match d.action {
+            // Twitch has no threads: a thread reply is a reply line.
             Action::Post {
                 parts,
                 first,
                 reply_to,
+                ..
             } => (parts, reply_to.filter(|_| first == 0)),
             // A copy has Twitch's id (from the API's answer, or the
             // USERSTATE answering the line): the API removes it.

@@ -51,6 +51,10 @@ struct State_ {
     down_until: Mutex<Option<(Instant, u16)>>,
     /// Posts whose content holds this text fail with this status until then.
     fail_containing: std::sync::Mutex<Option<(String, Instant, u16)>>,
+    /// Thread channels by id (a thread's id is its starter message's).
+    threads: std::sync::Mutex<HashMap<String, Value>>,
+    /// Forum channels.
+    forums: std::sync::Mutex<std::collections::HashSet<String>>,
     /// When each channel last took a reaction (Discord's bucket: one per
     /// 250 ms per channel; faster ones get a 429).
     reaction_at: std::sync::Mutex<HashMap<String, Instant>>,
@@ -264,6 +268,45 @@ impl FakeDiscord {
         remember(&self.st, message);
     }
 
+    /// Make `channel` a forum channel.
+    pub fn forum(&self, channel: &str) {
+        self.st.forums.lock().unwrap().insert(channel.to_string());
+    }
+
+    /// `user` opens a forum post titled `title` in forum `forum`: a thread
+    /// whose first message (with the thread's id) says `text`.
+    pub async fn forum_post(&self, forum: &str, user: &str, title: &str, text: &str) -> String {
+        let id = self.snowflake();
+        let thread = thread_json(&id, forum, title);
+        self.st
+            .threads
+            .lock()
+            .unwrap()
+            .insert(id.clone(), thread.clone());
+        self.dispatch("THREAD_CREATE", thread).await;
+        let mut d = message_json(
+            &id,
+            &id,
+            json!({"id": user_id(user), "username": user, "global_name": user,
+                   "discriminator": "0", "avatar": null, "bot": false}),
+            text,
+        );
+        d["position"] = json!(0);
+        self.dispatch("MESSAGE_CREATE", d).await;
+        id
+    }
+
+    /// `user` says `text` in thread `thread`; returns the message id.
+    pub async fn say_in_thread(&self, thread: &str, user: &str, text: &str) -> String {
+        self.user_message(thread, &user_id(user), user, text, json!({}))
+            .await
+    }
+
+    /// The thread started on message `id`, if one was.
+    pub fn thread_of(&self, id: &str) -> Option<Value> {
+        self.st.threads.lock().unwrap().get(id).cloned()
+    }
+
     /// A message from `name` that arrives while no gateway client is there
     /// (jetbridge is away): it is only in the channel's history.
     pub fn message_while_away(&self, channel: &str, name: &str, content: &str) -> String {
@@ -352,6 +395,14 @@ impl FakeDiscord {
             .find(|(_, (c, _))| c == channel)
             .map(|(id, (_, tok))| (id.clone(), tok.clone()))
     }
+}
+
+/// A public thread channel (type 11) in `parent`.
+fn thread_json(id: &str, parent: &str, name: &str) -> Value {
+    json!({"id": id, "type": 11, "guild_id": GUILD_ID, "parent_id": parent, "name": name,
+           "thread_metadata": {"archived": false, "auto_archive_duration": 1440, "locked": false,
+                               "archive_timestamp": "2026-11-23T10:00:00.000000+00:00"},
+           "message_count": 0, "member_count": 1})
 }
 
 /// Keep a message in its channel's history.
@@ -701,10 +752,48 @@ async fn rest_handler(
                    "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}}),
         ),
         ("GET", ["users", "@me"]) => (StatusCode::OK, bot_user()),
-        ("GET", ["channels", id]) => (
-            StatusCode::OK,
-            json!({"id": id, "type": 0, "guild_id": GUILD_ID, "name": format!("chan-{}", &id[id.len().saturating_sub(3)..])}),
-        ),
+        ("GET", ["channels", id]) => {
+            let thread = st.threads.lock().unwrap().get(*id).cloned();
+            let is_message = st
+                .history
+                .lock()
+                .unwrap()
+                .values()
+                .flatten()
+                .any(|m| m["id"] == *id);
+            match thread {
+                Some(t) => (StatusCode::OK, t),
+                // A message without a thread is no channel.
+                None if is_message => (
+                    StatusCode::NOT_FOUND,
+                    json!({"message": "Unknown Channel", "code": 10003}),
+                ),
+                None => {
+                    let kind = if st.forums.lock().unwrap().contains(*id) {
+                        15
+                    } else {
+                        0
+                    };
+                    (
+                        StatusCode::OK,
+                        json!({"id": id, "type": kind, "guild_id": GUILD_ID, "name": format!("chan-{}", &id[id.len().saturating_sub(3)..])}),
+                    )
+                }
+            }
+        }
+        ("POST", ["channels", ch, "messages", m, "threads"]) => {
+            let mut threads = st.threads.lock().unwrap();
+            if threads.contains_key(*m) {
+                (
+                    StatusCode::BAD_REQUEST,
+                    json!({"message": "A thread has already been created for this message", "code": 160004}),
+                )
+            } else {
+                let t = thread_json(m, ch, body_v["name"].as_str().unwrap_or(""));
+                threads.insert(m.to_string(), t.clone());
+                (StatusCode::CREATED, t)
+            }
+        }
         ("PUT" | "DELETE", ["channels", _, "messages", _, "reactions", _, "@me"]) => {
             (StatusCode::NO_CONTENT, Value::Null)
         }
@@ -753,7 +842,15 @@ async fn rest_handler(
                 Some((ch, t)) if t == token => {
                     let name = body_v["username"].as_str().unwrap_or("");
                     let lower = name.to_lowercase();
-                    if lower.contains("discord")
+                    let unknown_thread = query
+                        .get("thread_id")
+                        .is_some_and(|t| !st.threads.lock().unwrap().contains_key(t));
+                    if unknown_thread {
+                        (
+                            StatusCode::BAD_REQUEST,
+                            json!({"message": "Unknown Channel", "code": 10003}),
+                        )
+                    } else if lower.contains("discord")
                         || lower.contains("clyde")
                         || name.chars().count() > 80
                         || name.is_empty()
@@ -764,9 +861,14 @@ async fn rest_handler(
                         )
                     } else {
                         let mid = snowflake(st).to_string();
+                        // Into a thread of the webhook's channel, with thread_id.
+                        let into = query
+                            .get("thread_id")
+                            .cloned()
+                            .unwrap_or_else(|| ch.clone());
                         let mut m = message_json(
                             &mid,
-                            ch,
+                            &into,
                             json!({"id": id, "username": name, "discriminator": "0000", "avatar": null, "bot": true}),
                             body_v["content"].as_str().unwrap_or(""),
                         );
@@ -791,6 +893,9 @@ async fn rest_handler(
     if is_post_message && !failed {
         // The id the post got, for tests that follow its edits and deletes.
         req.body["_id"] = answer.1["id"].clone();
+        if let Some(t) = query.get("thread_id") {
+            req.body["_thread"] = json!(t);
+        }
         remember(st, &answer.1);
     }
     st.requests.lock().await.push(req);

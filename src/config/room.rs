@@ -21,6 +21,56 @@ pub enum InvalidRoomKey {
     HoldTooLong,
     #[error("expected \"all\" or a list of notice types such as [\"announcement\", \"raid\"]")]
     Notices,
+    #[error("expected true or false")]
+    NotBool,
+}
+
+/// A room's own keys, read.
+#[derive(Debug, Clone)]
+pub struct RoomKeys {
+    pub hold: Option<Duration>,
+    pub notices: Notices,
+    pub mirror_deletes: bool,
+}
+
+/// Take a room's own keys (`hold`, `notices`, `mirror_deletes`) out of
+/// `map`; each that does not read keeps its default and is said with its key.
+pub fn take_room_keys(
+    map: &mut serde_json::Map<String, Value>,
+) -> (RoomKeys, Vec<(&'static str, InvalidRoomKey)>) {
+    let mut problems = Vec::new();
+    let hold = match map.remove("hold").map(|v| parse_hold(&v)) {
+        None => None,
+        Some(Ok(h)) => h,
+        Some(Err(e)) => {
+            problems.push(("hold", e));
+            None
+        }
+    };
+    let notices = match map.remove("notices").map(|v| Notices::parse(&v)) {
+        None => Notices::default(),
+        Some(Ok(n)) => n,
+        Some(Err(e)) => {
+            problems.push(("notices", e));
+            Notices::default()
+        }
+    };
+    let mirror_deletes = match map.remove("mirror_deletes") {
+        None => true,
+        Some(Value::Bool(b)) => b,
+        Some(_) => {
+            problems.push(("mirror_deletes", InvalidRoomKey::NotBool));
+            true
+        }
+    };
+    (
+        RoomKeys {
+            hold,
+            notices,
+            mirror_deletes,
+        },
+        problems,
+    )
 }
 
 /// A room's `hold`: a duration, or none (zero).

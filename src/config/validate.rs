@@ -12,11 +12,11 @@ use regex::Regex;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::room::parse_hold;
+use super::room::take_room_keys;
 use super::{
     BridgeConfig, COMMON_KEYS, ChannelConfig, ChannelOptions, CommonBridgeConfig, Config,
-    Direction, HttpConfig, NatsConfig, Notices, PlatformSchema, Problem, ProblemKind, RoomConfig,
-    Rules, WEB_BRIDGE, is_valid_name, template_placeholders,
+    Direction, HttpConfig, NatsConfig, PlatformSchema, Problem, ProblemKind, RoomConfig, Rules,
+    WEB_BRIDGE, is_valid_name, template_placeholders,
 };
 
 // No deny_unknown_fields: serde ignores it with `flatten`; every other top-level
@@ -365,38 +365,14 @@ impl<'p> Validator<'p> {
                 );
             }
             let rules = self.rules(&path, &mut map);
-            let hold = match map.remove("hold").map(|v| parse_hold(&v)) {
-                None => None,
-                Some(Ok(h)) => h,
-                Some(Err(e)) => {
-                    self.problem(&format!("{path}.hold"), ProblemKind::Invalid, e.to_string());
-                    None
-                }
-            };
-            let notices = match map.remove("notices").map(|v| Notices::parse(&v)) {
-                None => Notices::default(),
-                Some(Ok(n)) => n,
-                Some(Err(e)) => {
-                    self.problem(
-                        &format!("{path}.notices"),
-                        ProblemKind::Invalid,
-                        e.to_string(),
-                    );
-                    Notices::default()
-                }
-            };
-            let mirror_deletes = match map.remove("mirror_deletes") {
-                None => true,
-                Some(Value::Bool(b)) => b,
-                Some(_) => {
-                    self.problem(
-                        &format!("{path}.mirror_deletes"),
-                        ProblemKind::Invalid,
-                        "expected true or false",
-                    );
-                    true
-                }
-            };
+            let (keys, wrong) = take_room_keys(&mut map);
+            for (key, e) in wrong {
+                self.problem(
+                    &format!("{path}.{key}"),
+                    ProblemKind::Invalid,
+                    e.to_string(),
+                );
+            }
             let channels_v = map.remove("channels");
             for key in map.keys() {
                 self.problem(
@@ -442,9 +418,9 @@ impl<'p> Validator<'p> {
                 name,
                 channels,
                 rules,
-                hold,
-                notices,
-                mirror_deletes,
+                hold: keys.hold,
+                notices: keys.notices,
+                mirror_deletes: keys.mirror_deletes,
             });
         }
         rooms

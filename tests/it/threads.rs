@@ -139,6 +139,36 @@ async fn slack_threads_are_discord_threads_and_back_and_a_forum_post_is_a_slack_
             .all(|e| e.thread.as_deref() == Some(thread_root.as_str()))
     );
 
+    // A Discord thread started without a message: its title leads a Slack
+    // thread, once.
+    let lunch = discord.thread_without_message(D1, "eve", "Lunch?").await;
+    discord.say_in_thread(&lunch, "eve", "who is hungry").await;
+    discord.say_in_thread(&lunch, "dan", "me").await;
+    let lunch_posts = slack
+        .wait_for("the lunch thread", WAIT, |calls| {
+            calls
+                .iter()
+                .filter(|c| c.method == "chat.postMessage" && c.params["channel"] == "C0001")
+                .count()
+                >= 4
+        })
+        .await;
+    let in_c1: Vec<_> = lunch_posts
+        .iter()
+        .filter(|c| c.method == "chat.postMessage" && c.params["channel"] == "C0001")
+        .collect();
+    let title = in_c1[1];
+    assert!(
+        title.params["text"].as_str().unwrap().contains("Lunch?"),
+        "{:?}",
+        title.params
+    );
+    assert!(title.params.get("thread_ts").is_none_or(|t| t.is_null()));
+    let title_ts = title.params["_ts"].as_str().unwrap();
+    for reply in &in_c1[2..] {
+        assert_eq!(reply.params["thread_ts"], title_ts, "{:?}", reply.params);
+    }
+
     // A forum post: a Slack thread led by its title, its replies under it.
     let post = discord
         .forum_post(FORUM, "fay", "Patch notes", "v2 is out")
@@ -168,5 +198,121 @@ async fn slack_threads_are_discord_threads_and_back_and_a_forum_post_is_a_slack_
             break;
         }
         deadline.step(|| "the forum's three events".into()).await;
+    }
+}
+
+/// Slack's posts in channel `channel` whose text contains `needle`: (thread_ts, text).
+async fn slack_posts_with(slack: &FakeSlack, channel: &str, needle: &str) -> Vec<(String, String)> {
+    slack
+        .calls()
+        .await
+        .into_iter()
+        .filter(|c| c.method == "chat.postMessage" && c.params["channel"] == channel)
+        .filter_map(|c| {
+            let text = c.params["text"].as_str()?.to_string();
+            text.contains(needle).then(|| {
+                let thread = c.params["thread_ts"].as_str().unwrap_or("-").to_string();
+                (thread, text)
+            })
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn thread_replies_said_while_jetbridge_was_away_are_caught_up_once() {
+    let nats = NatsServer::start();
+    let slack = <FakeSlack as FakePlatform>::start().await;
+    let discord = <FakeDiscord as FakePlatform>::start().await;
+    discord.forum(FORUM);
+    let config = ConfigBuilder::new(&nats)
+        .section("slack", &slack.section())
+        .section("discord", &discord.section())
+        .room("lobby", &["slack:C0001", &format!("discord:{D1}")])
+        .room("forum", &["slack:C0002", &format!("discord:{FORUM}")])
+        .build();
+    let mut jb = Jetbridge::start(&config);
+    FakePlatform::wait_connected(&slack, WAIT).await;
+    FakePlatform::wait_connected(&discord, WAIT).await;
+    let js = js(&nats.url()).await;
+
+    // A Slack thread on Discord, and a forum post on Slack, each with a reply.
+    let root = FakePlatform::say(&slack, "C0001", "ann", "plans?").await;
+    let copy = FakePlatform::wait_posts(&discord, D1, 1, WAIT).await[0]
+        .id
+        .clone()
+        .unwrap();
+    slack_reply(&slack, &root, "bob", "pizza").await;
+    FakePlatform::wait_posts(&discord, D1, 2, WAIT).await;
+    // (A channel with nothing of its own stored is not caught up.)
+    discord.say_in_thread(&copy, "dan", "pasta").await;
+    slack.wait_posts("C0001", 1, WAIT).await;
+    let post = discord
+        .forum_post(FORUM, "fay", "Roadmap", "what next")
+        .await;
+    discord.say_in_thread(&post, "gus", "more maps").await;
+    let forum_root = slack.wait_posts("C0002", 2, WAIT).await[0]["_ts"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_outbound_idle(&js, "slack").await;
+    wait_outbound_idle(&js, "discord").await;
+
+    // Away: a reply in each thread, on both platforms.
+    jb.terminate().await;
+    slack.reply_while_away("C0001", &root, "bob", "said on slack while away");
+    discord.message_while_away(&copy, "dan", "said on discord while away");
+    discord.message_while_away(&post, "gus", "said in the forum while away");
+
+    jb.restart();
+    FakePlatform::wait_connected(&slack, WAIT).await;
+    // The Slack reply, in the Discord thread on the copy.
+    let deadline = Deadline::after(WAIT + WAIT);
+    loop {
+        let posts = FakePlatform::posts(&discord, D1).await;
+        if let Some(p) = posts
+            .iter()
+            .find(|p| p.text.contains("said on slack while away"))
+        {
+            assert_eq!(p.raw["_thread"], copy.as_str());
+            break;
+        }
+        deadline.step(|| "the Slack reply caught up".into()).await;
+    }
+    // The Discord replies, in the Slack threads.
+    let deadline = Deadline::after(WAIT + WAIT);
+    while slack_posts_with(&slack, "C0001", "said on discord while away")
+        .await
+        .is_empty()
+        || slack_posts_with(&slack, "C0002", "said in the forum while away")
+            .await
+            .is_empty()
+    {
+        deadline
+            .step(|| "the Discord replies caught up".into())
+            .await;
+    }
+    wait_outbound_idle(&js, "slack").await;
+    wait_outbound_idle(&js, "discord").await;
+    let caught = slack_posts_with(&slack, "C0001", "said on discord while away").await;
+    assert_eq!(caught.len(), 1, "once: {caught:?}");
+    assert_eq!(caught[0].0, root, "in the thread");
+    let forum_reply = slack_posts_with(&slack, "C0002", "said in the forum while away").await;
+    assert_eq!(forum_reply.len(), 1, "once: {forum_reply:?}");
+    assert_eq!(forum_reply[0].0, forum_root);
+    let on_discord: Vec<_> = FakePlatform::posts(&discord, D1)
+        .await
+        .into_iter()
+        .filter(|p| p.text.contains("said on slack while away"))
+        .collect();
+    assert_eq!(on_discord.len(), 1, "once");
+    // Stored once each, in their threads.
+    let lobby = stored(&js, "chat.lobby.>").await;
+    for text in ["said on slack while away", "said on discord while away"] {
+        let evs: Vec<_> = lobby.iter().filter(|e| e.text == text).collect();
+        assert_eq!(evs.len(), 1, "{text}: {evs:#?}");
+        assert_eq!(
+            evs[0].thread.as_deref(),
+            Some(format!("slack:C0001:{root}").as_str())
+        );
     }
 }

@@ -2,7 +2,9 @@
 //! one after a session that could not be resumed), each read channel's
 //! messages after the last one stored are read over REST, newest first
 //! (`GET /channels/{id}/messages?before=…`, 100 a page) down to the window's
-//! start, and stored oldest first as if they had arrived live.
+//! start, and stored oldest first as if they had arrived live. The active
+//! threads of the channel (threads on its messages, a forum's posts) are
+//! read the same way, their messages in the channel's order.
 
 use std::time::Duration;
 
@@ -17,6 +19,12 @@ use crate::bridge::{BridgeContext, Found, History, Inbound, Window, catch_up_all
 
 /// Discord's epoch (2015-01-01), in Unix milliseconds.
 const DISCORD_EPOCH_MS: i64 = 1_420_070_400_000;
+
+/// The time snowflake `id` was made.
+pub fn snowflake_time(id: &str) -> Option<DateTime<Utc>> {
+    let id: u64 = id.parse().ok()?;
+    DateTime::from_timestamp_millis((id >> 22) as i64 + DISCORD_EPOCH_MS)
+}
 
 /// The smallest snowflake of a message sent after `t`.
 fn snowflake_at(t: DateTime<Utc>) -> u64 {
@@ -73,6 +81,25 @@ impl Shared {
         }
     }
 
+    /// The active threads whose parent is `channel` (threads on its
+    /// messages, a forum's posts).
+    async fn active_threads(&self, channel: &str) -> Result<Vec<String>, RestError> {
+        let guild = self.guild_of(channel).await?;
+        if guild.is_empty() {
+            return Ok(Vec::new());
+        }
+        let active = self
+            .get_waiting(&format!("/guilds/{guild}/threads/active"))
+            .await?;
+        Ok(active["threads"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|t| t["parent_id"].as_str() == Some(channel))
+            .filter_map(|t| t["id"].as_str().map(str::to_string))
+            .collect())
+    }
+
     /// A GET that waits out Discord's 429s.
     async fn get_waiting(&self, path: &str) -> Result<Value, RestError> {
         let mut waits = 0;
@@ -103,7 +130,23 @@ impl History for Shared {
         window: &Window,
         inbound: &Inbound,
     ) -> Result<(Vec<Found>, bool), Self::Error> {
-        let (raws, more) = self.missed(window).await?;
+        let (mut raws, more) = self.missed(window).await?;
+        for thread in self.active_threads(&window.channel).await? {
+            let (said, _) = self
+                .missed(&Window {
+                    channel: thread,
+                    ..window.clone()
+                })
+                .await?;
+            raws.extend(said);
+        }
+        // One conversation, in the order it was said (snowflakes follow time).
+        let id_of = |m: &Value| m["id"].as_str().and_then(|i| i.parse::<u64>().ok());
+        raws.sort_by_key(id_of);
+        raws.dedup_by_key(|m| id_of(m));
+        if raws.len() > window.max {
+            raws.drain(..raws.len() - window.max);
+        }
         let mut found = Vec::new();
         for raw in raws {
             let id = raw["id"].as_str().unwrap_or("?").to_string();

@@ -267,7 +267,7 @@ impl Shared {
             });
         }
         if let Some(t) = &thread {
-            super::threads::place_in(&mut ev, t, inbound).await;
+            self.place_in(&mut ev, t, inbound).await;
         }
         Some(ev)
     }

@@ -15,6 +15,8 @@ pub struct Thread {
     pub name: String,
     /// A forum post (its parent is a forum channel).
     pub forum: bool,
+    /// Who started it.
+    pub owner: String,
 }
 
 /// Discord's channel type of a forum (and a media channel, its kin).
@@ -65,7 +67,8 @@ impl Shared {
                     Some(parent) if THREADS.contains(&kind) => {
                         let forum = self.is_forum(parent).await;
                         let name = v["name"].as_str().unwrap_or_default();
-                        format!("{parent}\t{}\t{name}", u8::from(forum))
+                        let owner = v["owner_id"].as_str().unwrap_or_default();
+                        format!("{parent}\t{}\t{owner}\t{name}", u8::from(forum))
                     }
                     _ => String::new(),
                 };
@@ -73,14 +76,16 @@ impl Shared {
                 k
             }
         };
-        let mut parts = known.splitn(3, '\t');
-        let (parent, forum, name) = (parts.next()?, parts.next()?, parts.next()?);
+        let mut parts = known.splitn(4, '\t');
+        let (parent, forum, owner, name) =
+            (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
         Some((
             parent.to_string(),
             Thread {
                 id: id.to_string(),
                 name: name.to_string(),
                 forum: forum == "1",
+                owner: owner.to_string(),
             },
         ))
     }
@@ -99,26 +104,84 @@ impl Shared {
     }
 }
 
-/// Put `ev` (said in `thread` of its channel) in that thread: its first
-/// message (a forum post's) leads with the title; the others name the first
-/// message as their thread (the original, where it is a copy of ours) and
-/// answer it unless they answer another.
-pub async fn place_in(ev: &mut ChatEvent, thread: &Thread, inbound: &Inbound) {
-    if ev.source.message_id == thread.id {
-        if thread.forum && !thread.name.is_empty() {
-            let title = crate::render::escape_markup(&thread.name);
-            ev.text = if ev.text.is_empty() {
-                format!("**{title}**")
-            } else {
-                format!("**{title}**\n{}", ev.text)
-            };
+impl Shared {
+    /// Put `ev` (said in `thread` of its channel) in that thread: its first
+    /// message (a forum post's) leads with the title; the others name the
+    /// first message as their thread (the original, where it is a copy of
+    /// ours) and answer it unless they answer another. A thread started
+    /// without a message has no first message of its own: its title stands
+    /// for one, stored once before the first reply seen.
+    pub(super) async fn place_in(&self, ev: &mut ChatEvent, thread: &Thread, inbound: &Inbound) {
+        if ev.source.message_id == thread.id {
+            if thread.forum && !thread.name.is_empty() {
+                ev.text = titled(&thread.name, &ev.text);
+            }
+            return;
         }
-        return;
+        if !thread.forum {
+            self.title_without_message(&ev.source.channel, thread, inbound)
+                .await;
+        }
+        let root = event::message_id(&ev.source.bridge, &ev.source.channel, &thread.id);
+        let root = inbound.original(&root).await;
+        if ev.reply_to.is_none() {
+            ev.reply_to = Some(root.clone());
+        }
+        ev.thread = Some(root);
     }
-    let root = event::message_id(&ev.source.bridge, &ev.source.channel, &thread.id);
-    let root = inbound.original(&root).await;
-    if ev.reply_to.is_none() {
-        ev.reply_to = Some(root.clone());
+
+    /// For a thread of `channel` started without a message: its title as its
+    /// first message (same id every time, so stored once).
+    async fn title_without_message(&self, channel: &str, thread: &Thread, inbound: &Inbound) {
+        let key = format!("starter:{}", thread.id);
+        if self.names.lock().await.get(&key).is_some() {
+            return;
+        }
+        let starter = self
+            .rest
+            .call(
+                reqwest::Method::GET,
+                &format!("/channels/{channel}/messages/{}", thread.id),
+                None,
+                Auth::Bot,
+            )
+            .await;
+        match starter {
+            // Started on a message: that message is its first.
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {
+                let owner = crate::event::Author {
+                    id: thread.owner.clone(),
+                    name: thread.owner.clone(),
+                    ..Default::default()
+                };
+                let mut root = ChatEvent::message(
+                    &self.name,
+                    channel,
+                    &thread.id,
+                    owner,
+                    titled(&thread.name, ""),
+                );
+                if let Some(t) = super::history::snowflake_time(&thread.id) {
+                    root.ts = t;
+                }
+                inbound.publish(root).await;
+            }
+            Err(e) => {
+                tracing::warn!(thread = %thread.id, error = %e, "cannot tell how a thread was started; asked again next time");
+                return;
+            }
+        }
+        self.names.lock().await.insert(key, String::new());
     }
-    ev.thread = Some(root);
+}
+
+/// A forum post's (or thread's) first message: the title in bold, then `text`.
+fn titled(title: &str, text: &str) -> String {
+    let title = crate::render::escape_markup(title);
+    if text.is_empty() {
+        format!("**{title}**")
+    } else {
+        format!("**{title}**\n{text}")
+    }
 }

@@ -3,7 +3,8 @@
 //! last one stored are read with `conversations.history` (`oldest=`, newest
 //! first, following the cursor) and stored oldest first as if they had
 //! arrived live. Thread replies are not in a channel's history (only those
-//! also sent to the channel are).
+//! also sent to the channel are): the threads of the messages read that
+//! have replies since are read with `conversations.replies`.
 
 use std::time::Duration;
 
@@ -33,6 +34,47 @@ impl Shared {
         catch_up_all(ctx, &self.common, self).await
     }
 
+    /// The replies in thread `root` of the window's channel after the window's
+    /// start, oldest first (the first message itself left out).
+    async fn replies(&self, window: &Window, root: &str) -> Result<Vec<Value>, SlackClientError> {
+        let session = self.client.open_session(&self.bot_token);
+        let mut got = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut params = vec![
+                ("channel", Some(window.channel.clone())),
+                ("ts", Some(root.to_string())),
+                ("oldest", Some(ts_at(window.after_time))),
+                ("inclusive", Some("false".to_string())),
+                ("limit", Some("200".to_string())),
+            ];
+            if let Some(c) = &cursor {
+                params.push(("cursor", Some(c.clone())));
+            }
+            let page: Value = waiting(|| {
+                session
+                    .http_session_api
+                    .http_get("conversations.replies", &params, None)
+            })
+            .await?;
+            got.extend(
+                page["messages"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter(|m| m["ts"].as_str() != Some(root))
+                    .cloned(),
+            );
+            cursor = page["response_metadata"]["next_cursor"]
+                .as_str()
+                .filter(|c| !c.is_empty())
+                .map(str::to_string);
+            if cursor.is_none() || got.len() >= window.max {
+                return Ok(got);
+            }
+        }
+    }
+
     /// The messages of the window, oldest first, and whether older ones were
     /// left out (more than `window.max`).
     async fn missed(&self, window: &Window) -> Result<(Vec<Value>, bool), SlackClientError> {
@@ -55,22 +97,12 @@ impl Shared {
             if let Some(c) = &cursor {
                 params.push(("cursor", Some(c.clone())));
             }
-            let mut waits = 0;
-            let page: Value = loop {
-                match session
+            let page: Value = waiting(|| {
+                session
                     .http_session_api
                     .http_get("conversations.history", &params, None)
-                    .await
-                {
-                    Err(SlackClientError::RateLimitError(r)) if waits < MAX_WAITS => {
-                        waits += 1;
-                        let after = r.retry_after.unwrap_or(Duration::from_secs(1));
-                        tracing::info!(retry_after = ?after, "catch-up rate limited; waiting");
-                        tokio::time::sleep(after).await;
-                    }
-                    other => break other?,
-                }
-            };
+            })
+            .await?;
             // Newest first.
             for m in page["messages"].as_array().into_iter().flatten() {
                 if got.len() == window.max {
@@ -91,6 +123,31 @@ impl Shared {
     }
 }
 
+/// A Web API read that waits out Slack's 429s (up to [`MAX_WAITS`] in a row).
+async fn waiting<F, Fut>(mut call: F) -> Result<Value, SlackClientError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Value, SlackClientError>>,
+{
+    let mut waits = 0;
+    loop {
+        match call().await {
+            Err(SlackClientError::RateLimitError(r)) if waits < MAX_WAITS => {
+                waits += 1;
+                let after = r.retry_after.unwrap_or(Duration::from_secs(1));
+                tracing::info!(retry_after = ?after, "catch-up rate limited; waiting");
+                tokio::time::sleep(after).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// A Slack `ts` as a number, for ordering.
+fn ts_order(m: &Value) -> f64 {
+    m["ts"].as_str().and_then(|t| t.parse().ok()).unwrap_or(0.0)
+}
+
 #[async_trait]
 impl History for Shared {
     type Error = SlackClientError;
@@ -100,7 +157,26 @@ impl History for Shared {
         window: &Window,
         inbound: &Inbound,
     ) -> Result<(Vec<Found>, bool), Self::Error> {
-        let (raws, more) = self.missed(window).await?;
+        let (mut raws, more) = self.missed(window).await?;
+        // Threads with replies since the window's start: their replies too.
+        let since = ts_at(window.after_time);
+        let threads: Vec<String> = raws
+            .iter()
+            .filter(|m| m["reply_count"].as_u64().unwrap_or(0) > 0)
+            .filter(|m| {
+                m["latest_reply"]
+                    .as_str()
+                    .is_some_and(|l| l > since.as_str())
+            })
+            .filter_map(|m| m["ts"].as_str().map(str::to_string))
+            .collect();
+        for root in threads {
+            raws.extend(self.replies(window, &root).await?);
+        }
+        raws.sort_by(|a, b| ts_order(a).total_cmp(&ts_order(b)));
+        if raws.len() > window.max {
+            raws.drain(..raws.len() - window.max);
+        }
         let mut found = Vec::new();
         for mut raw in raws {
             let ts = raw["ts"].as_str().unwrap_or("?").to_string();

@@ -296,6 +296,21 @@ impl FakeDiscord {
         id
     }
 
+    /// `user` starts a thread named `name` in text channel `channel` without
+    /// a message to start it on; returns its id.
+    pub async fn thread_without_message(&self, channel: &str, user: &str, name: &str) -> String {
+        let id = self.snowflake();
+        let mut thread = thread_json(&id, channel, name);
+        thread["owner_id"] = json!(user_id(user));
+        self.st
+            .threads
+            .lock()
+            .unwrap()
+            .insert(id.clone(), thread.clone());
+        self.dispatch("THREAD_CREATE", thread).await;
+        id
+    }
+
     /// `user` says `text` in thread `thread`; returns the message id.
     pub async fn say_in_thread(&self, thread: &str, user: &str, text: &str) -> String {
         self.user_message(thread, &user_id(user), user, text, json!({}))
@@ -780,6 +795,10 @@ async fn rest_handler(
                     )
                 }
             }
+        }
+        ("GET", ["guilds", _, "threads", "active"]) => {
+            let threads: Vec<Value> = st.threads.lock().unwrap().values().cloned().collect();
+            (StatusCode::OK, json!({"threads": threads, "members": []}))
         }
         ("POST", ["channels", ch, "messages", m, "threads"]) => {
             let mut threads = st.threads.lock().unwrap();

@@ -307,6 +307,16 @@ impl FakeSlack {
         ts
     }
 
+    /// A reply from `user` in the thread of `root` while no socket is open:
+    /// only in the thread (`conversations.replies`). Returns its ts.
+    pub fn reply_while_away(&self, channel: &str, root: &str, user: &str, text: &str) -> String {
+        let ts = self.next_ts();
+        let mut m = message(channel, user, text, &ts);
+        m["thread_ts"] = json!(root);
+        remember(&self.st, &m);
+        ts
+    }
+
     /// Message `ts` edited (at `edited_ts`) where no socket sees it: history
     /// has the new text and `edited`.
     pub fn edit_while_away(&self, channel: &str, ts: &str, text: &str, edited_ts: &str) {
@@ -656,20 +666,42 @@ async fn api_handler(
                             .unwrap_or(0.0)
                     };
                     let floor: f64 = oldest.parse().unwrap_or(0.0);
-                    let mut all: Vec<Value> = st
+                    let everything = st
                         .history
                         .lock()
                         .unwrap()
                         .get(&ch)
                         .cloned()
-                        .unwrap_or_default()
-                        .into_iter()
+                        .unwrap_or_default();
+                    // As Slack: thread replies are not in the channel's history;
+                    // a thread's first message says how many and the latest.
+                    let is_reply = |m: &Value| {
+                        m["thread_ts"]
+                            .as_str()
+                            .is_some_and(|t| Some(t) != m["ts"].as_str())
+                    };
+                    let mut all: Vec<Value> = everything
+                        .iter()
+                        .filter(|m| !is_reply(m))
                         .filter(|m| {
                             if inclusive {
                                 ts_of(m) >= floor
                             } else {
                                 ts_of(m) > floor
                             }
+                        })
+                        .cloned()
+                        .map(|mut m| {
+                            let replies: Vec<&Value> = everything
+                                .iter()
+                                .filter(|r| is_reply(r) && r["thread_ts"] == m["ts"])
+                                .collect();
+                            if let Some(last) = replies.last() {
+                                m["thread_ts"] = m["ts"].clone();
+                                m["reply_count"] = json!(replies.len());
+                                m["latest_reply"] = last["ts"].clone();
+                            }
+                            m
                         })
                         .collect();
                     // Newest first, a page at a time.
@@ -686,13 +718,46 @@ async fn api_handler(
                                "response_metadata": {"next_cursor": next}}),
                     )
                 }
+                "conversations.replies" => {
+                    let ch = p["channel"].as_str().unwrap_or("").to_string();
+                    let root = p["ts"].as_str().unwrap_or("").to_string();
+                    let floor: f64 = p["oldest"]
+                        .as_str()
+                        .and_then(|o| o.parse().ok())
+                        .unwrap_or(0.0);
+                    let ts_of = |m: &Value| {
+                        m["ts"]
+                            .as_str()
+                            .and_then(|t| t.parse::<f64>().ok())
+                            .unwrap_or(0.0)
+                    };
+                    let mut thread: Vec<Value> = st
+                        .history
+                        .lock()
+                        .unwrap()
+                        .get(&ch)
+                        .cloned()
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|m| m["ts"] == root.as_str() || m["thread_ts"] == root.as_str())
+                        .filter(|m| m["ts"] == root.as_str() || ts_of(m) > floor)
+                        .collect();
+                    // The first message, then the replies oldest first.
+                    thread.sort_by(|a, b| ts_of(a).total_cmp(&ts_of(b)));
+                    (
+                        200,
+                        json!({"ok": true, "messages": thread, "has_more": false,
+                               "response_metadata": {"next_cursor": ""}}),
+                    )
+                }
                 "chat.postMessage" => {
                     let ts = next_ts(st);
                     let ch = p["channel"].clone();
                     remember(
                         st,
                         &json!({"type": "message", "channel": ch, "text": p["text"], "ts": ts,
-                                "bot_id": BOT_ID, "user": BOT_USER, "username": p["username"]}),
+                                "bot_id": BOT_ID, "user": BOT_USER, "username": p["username"],
+                                "thread_ts": p["thread_ts"]}),
                     );
                     (
                         200,

@@ -143,6 +143,24 @@ impl Inbound {
         }
     }
 
+    /// As [`original`](Self::original), for a message the platform says is
+    /// one of ours (so a copy): its entry may still be landing when someone
+    /// reacts or replies right after it was posted, so it is asked again for
+    /// a few seconds before the message is taken as it is.
+    pub async fn original_of_ours(&self, event_id: &str) -> String {
+        let mut backoff = crate::backoff::Backoff::new(
+            std::time::Duration::from_millis(50),
+            std::time::Duration::from_millis(500),
+        );
+        for _ in 0..8 {
+            if let Ok(Some(original)) = self.store.original_of(event_id).await {
+                return original;
+            }
+            tokio::time::sleep(backoff.next_delay()).await;
+        }
+        self.original(event_id).await
+    }
+
     /// The newest event stored from `channel` (as configured), if the channel
     /// is read and anything of it is stored.
     pub async fn last_stored(&self, channel: &str) -> Result<Option<ChatEvent>, StoreError> {

@@ -359,6 +359,12 @@
     if (!emoji) return;
     if (!reactions.has(ev.target)) reactions.set(ev.target, new Map());
     const byEmoji = reactions.get(ev.target);
+    // Every emoji's, on that platform (a moderator removed them all).
+    if (emoji === "*" && ev.reaction.op === "remove" && !ev.author) {
+      for (const byPlatform of byEmoji.values()) byPlatform.delete(ev.source.bridge);
+      drawReactions(ev.target);
+      return;
+    }
     if (!byEmoji.has(emoji)) byEmoji.set(emoji, new Map());
     const byPlatform = byEmoji.get(emoji);
     const platform = ev.source.bridge;

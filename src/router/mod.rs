@@ -22,6 +22,7 @@ mod item;
 mod leader;
 mod ledger;
 mod mirror;
+mod reactions;
 mod recent;
 mod routes;
 mod tracker;

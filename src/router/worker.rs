@@ -47,15 +47,16 @@ pub struct Worker {
 }
 
 /// What one delivery does to the channel.
-enum Plan {
+pub(super) enum Plan {
     Post,
     Edit,
     /// Edit a coalesced post to drop a deleted member's line.
     Shrink(Posted),
     Delete,
-    /// Add (or take back) the bot's reaction, then keep `reactors`.
+    /// Add (`true`) or take back the bot's reaction with each emoji, then
+    /// keep `reactors`.
     React {
-        add: bool,
+        changes: Vec<(String, bool)>,
         reactors: Reactors,
     },
 }
@@ -215,15 +216,15 @@ impl Worker {
             }
             (EventKind::Edit, Some(_)) if !spec.can_edit => return self.skip(&batch[0].0).await,
             (EventKind::Reaction, Some(_)) => {
-                let Some((reactors, change)) = self.reacted(&ev).await else {
+                let Some((reactors, changes)) = self.reacted(&ev).await else {
                     batch[0].0.tracker.abandon(&self.inflight).await;
                     return false;
                 };
-                match change {
-                    Some(add) => Plan::React { add, reactors },
+                match changes.is_empty() {
+                    false => Plan::React { changes, reactors },
                     // Others reacted with it already, or still do: the
                     // bot's reaction stays as it is.
-                    None => {
+                    true => {
                         let target = ev.target.as_deref().unwrap_or_default();
                         if !self.keep_reactors(target, &reactors).await {
                             batch[0].0.tracker.abandon(&self.inflight).await;
@@ -266,7 +267,9 @@ impl Worker {
             _ => &[],
         };
         let mut posted = None;
-        if unlinked.is_empty() || self.forget(unlinked).await {
+        if let Plan::React { changes, .. } = &plan {
+            posted = self.react_all(&ev, changes, reference.as_ref()).await;
+        } else if unlinked.is_empty() || self.forget(unlinked).await {
             posted = self
                 .attempt(
                     &ev,
@@ -307,7 +310,7 @@ impl Worker {
 
     /// Deliver until the platform accepts (or rejects for good); `None` when
     /// stopped first. A split post that fails at part k resumes at part k.
-    async fn attempt(
+    pub(super) async fn attempt(
         &mut self,
         ev: &ChatEvent,
         plan: &Plan,
@@ -330,11 +333,16 @@ impl Worker {
                 (Plan::Edit, Some(target)) => Action::Edit { target, parts },
                 (Plan::Shrink(_), Some(target)) => Action::Edit { target, parts },
                 (Plan::Delete, Some(target)) => Action::Delete { target },
-                (Plan::React { add, .. }, Some(target)) => Action::React {
-                    target,
-                    emoji: ev.reaction.as_ref().map_or("", |r| r.emoji.as_str()),
-                    add: *add,
-                },
+                (Plan::React { changes, .. }, Some(target)) => {
+                    let Some((emoji, add)) = changes.first() else {
+                        return Some(Some(Posted::default()));
+                    };
+                    Action::React {
+                        target,
+                        emoji,
+                        add: *add,
+                    }
+                }
                 // Edits and deletes are planned only with a reference.
                 (_, None) => return Some(None),
             };
@@ -465,7 +473,7 @@ impl Worker {
     }
 
     /// Retry `write` until it lands; false when stopped first.
-    async fn persist<F, Fut>(&self, what: &str, mut write: F) -> bool
+    pub(super) async fn persist<F, Fut>(&self, what: &str, mut write: F) -> bool
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<(), crate::bus::BusError>>,
@@ -481,60 +489,6 @@ impl Worker {
                 _ = self.hard_stop.cancelled() => return false,
             }
         }
-    }
-
-    /// The reactors of the message `ev` reacts to after `ev`, and whether
-    /// the bot's own reaction comes (`true`) or goes (`false`) with it: it is
-    /// there while anyone's on the other side is. `None` when stopped.
-    async fn reacted(&self, ev: &ChatEvent) -> Option<(Reactors, Option<bool>)> {
-        let target = ev.target.as_deref().unwrap_or_default();
-        let reaction = ev.reaction.as_ref()?;
-        let mut backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
-        let mut reactors = loop {
-            match self.records.reactors(&self.channel, target).await {
-                Ok(r) => break r,
-                Err(e) => tracing::warn!(error = %e, "cannot read the reactions yet"),
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff.next_delay()) => {}
-                _ = self.hard_stop.cancelled() => return None,
-            }
-        };
-        let who = &mut reactors.entry(reaction.emoji.clone()).or_default();
-        let before = who.len();
-        let bridge = &ev.source.bridge;
-        match (reaction.op, &ev.author) {
-            (event::ReactionOp::Add, Some(a)) => {
-                who.insert(format!("{bridge}/{}", a.id));
-            }
-            (event::ReactionOp::Add, None) => {}
-            (event::ReactionOp::Remove, Some(a)) => {
-                who.remove(&format!("{bridge}/{}", a.id));
-            }
-            // Everyone's on that platform (a moderator cleared the emoji).
-            (event::ReactionOp::Remove, None) => {
-                let prefix = format!("{bridge}/");
-                who.retain(|w| !w.starts_with(&prefix));
-            }
-        }
-        let after = who.len();
-        if after == 0 {
-            reactors.remove(&reaction.emoji);
-        }
-        let change = match (before, after) {
-            (0, n) if n > 0 => Some(true),
-            (n, 0) if n > 0 => Some(false),
-            _ => None,
-        };
-        Some((reactors, change))
-    }
-
-    /// Keep who reacted to `event_id` (see `Records::reactors`).
-    async fn keep_reactors(&self, event_id: &str, reactors: &Reactors) -> bool {
-        self.persist("reactors", || {
-            self.records.put_reactors(&self.channel, event_id, reactors)
-        })
-        .await
     }
 
     /// Forget where the copies `ids` lead (see `Records::forget_copies`).

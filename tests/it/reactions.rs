@@ -21,11 +21,24 @@ use crate::support::{Deadline, Jetbridge, WAIT, js, stored, wait_outbound_idle};
 const D1: &str = "111111111111111111";
 const THUMBS: &str = "%F0%9F%91%8D";
 
+/// A Slack reaction to message `ts` of C0001 (written by someone else).
 async fn slack_reaction(slack: &FakeSlack, kind: &str, user: &str, name: &str, ts: &str) {
+    slack_reaction_to(slack, kind, user, name, ts, "U0001").await
+}
+
+/// A Slack reaction to message `ts` of C0001, written by `item_user`.
+async fn slack_reaction_to(
+    slack: &FakeSlack,
+    kind: &str,
+    user: &str,
+    name: &str,
+    ts: &str,
+    item_user: &str,
+) {
     let event_ts = slack.next_ts();
     slack
         .send_event(
-            json!({"type": kind, "user": user, "reaction": name, "item_user": "U0001",
+            json!({"type": kind, "user": user, "reaction": name, "item_user": item_user,
             "item": {"type": "message", "channel": "C0001", "ts": ts}, "event_ts": event_ts}),
         )
         .await;
@@ -146,7 +159,16 @@ async fn reactions_cross_once_per_emoji_and_the_page_counts_them_live() {
         .unwrap()
         .to_string();
     page.wait_rows("the second message", |r| r.len() == 2).await;
-    slack_reaction(&slack, "reaction_added", "U0002", "tada", &slack_copy).await;
+    // (Reacted to right after it was posted: on the bot's own post.)
+    slack_reaction_to(
+        &slack,
+        "reaction_added",
+        "U0002",
+        "tada",
+        &slack_copy,
+        crate::support::fake_slack::BOT_USER,
+    )
+    .await;
     discord_reaction(
         &discord,
         "MESSAGE_REACTION_ADD",
@@ -169,6 +191,17 @@ async fn reactions_cross_once_per_emoji_and_the_page_counts_them_live() {
         json!({"id": "1234", "name": "blobcat", "animated": false}),
     )
     .await;
+    // A Discord moderator removes every reaction of the original: the
+    // bot's 🎉 on the Slack copy goes (no one on Discord reacts any more);
+    // the Slack side's stays counted.
+    discord
+        .dispatch(
+            "MESSAGE_REACTION_REMOVE_ALL",
+            json!({"channel_id": D1, "message_id": original, "guild_id": GUILD_ID}),
+        )
+        .await;
+    page.wait_true("only Slack's 🎉 left", &format!("{chips} === '🎉1slack 1'"))
+        .await;
     // The bot's own reaction coming back is not someone's.
     discord_reaction(
         &discord,
@@ -227,8 +260,9 @@ async fn reactions_cross_once_per_emoji_and_the_page_counts_them_live() {
         .into_iter()
         .filter(|e| e.kind == EventKind::Reaction)
         .collect();
-    // Slack's four 👍, its 🎉, Discord's 🎉 and blobcat (not the bot's), the fifty.
-    assert_eq!(evs.len(), 4 + 3 + 50, "{evs:#?}");
+    // Slack's four 👍, its 🎉, Discord's 🎉, blobcat and remove-all (not the
+    // bot's), the fifty.
+    assert_eq!(evs.len(), 4 + 4 + 50, "{evs:#?}");
     let custom = evs
         .iter()
         .find(|e| e.reaction.as_ref().unwrap().emoji == ":blobcat:")
@@ -256,8 +290,8 @@ async fn reactions_cross_once_per_emoji_and_the_page_counts_them_live() {
         .collect();
     assert_eq!(
         adds,
-        ["reactions.add tada"],
-        "one 🎉 on the Slack copy, no blobcat"
+        ["reactions.add tada", "reactions.remove tada"],
+        "one 🎉 on the Slack copy and taken back, no blobcat"
     );
     page.screenshot("chat-reactions.png").await;
 }

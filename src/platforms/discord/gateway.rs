@@ -47,6 +47,8 @@ pub enum GatewayEvent {
         user: Option<(u64, String)>,
         emoji: String,
         add: bool,
+        /// Who wrote the message, where Discord says.
+        author: Option<u64>,
     },
     /// An entry of a guild's audit log (what a moderator did).
     Audit {
@@ -85,6 +87,15 @@ impl RawEventHandler for Forward {
             Event::ReactionAdd(r) => reaction(r.reaction, true, true),
             Event::ReactionRemove(r) => reaction(r.reaction, false, true),
             Event::ReactionRemoveEmoji(r) => reaction(r.reaction, false, false),
+            // A moderator removed every reaction of the message.
+            Event::ReactionRemoveAll(r) => GatewayEvent::Reaction {
+                channel: r.channel_id,
+                message: r.message_id,
+                user: None,
+                emoji: "*".into(),
+                add: false,
+                author: None,
+            },
             Event::GuildAuditLogEntryCreate(e) => GatewayEvent::Audit {
                 guild: e.guild_id.get(),
                 entry: serde_json::to_value(&e.entry).unwrap_or_default(),
@@ -124,6 +135,7 @@ fn reaction(r: serenity::all::Reaction, add: bool, by_someone: bool) -> GatewayE
         user,
         emoji,
         add,
+        author: r.message_author_id.map(|a| a.get()),
     }
 }
 

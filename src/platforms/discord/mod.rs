@@ -223,6 +223,7 @@ impl DiscordBridge {
                 user,
                 emoji,
                 add,
+                author: written_by,
             } => {
                 let me = shared.me.read().await.as_ref().map(|m| m.user_id);
                 // Our own reactions are the mirrors of others'.
@@ -247,8 +248,17 @@ impl DiscordBridge {
                     Reaction { emoji, op },
                     None,
                 );
+                // A post of ours (the bot's, or one of our webhooks') is a copy.
+                let ours = match written_by {
+                    Some(a) => Some(a) == me || shared.is_own_webhook(&a.to_string()).await,
+                    None => false,
+                };
                 if let Some(t) = &ev.target {
-                    ev.target = Some(ctx.inbound.original(t).await);
+                    ev.target = Some(if ours {
+                        ctx.inbound.original_of_ours(t).await
+                    } else {
+                        ctx.inbound.original(t).await
+                    });
                 }
                 ctx.inbound.publish(ev).await;
             }

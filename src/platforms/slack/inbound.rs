@@ -268,6 +268,7 @@ impl Shared {
     pub(super) async fn on_reaction(
         &self,
         user: &SlackUserId,
+        item_user: Option<&SlackUserId>,
         name: &SlackReactionName,
         item: &SlackReactionsItem,
         event_ts: &SlackTs,
@@ -302,8 +303,16 @@ impl Shared {
             reaction,
             Some(event_ts.as_ref()),
         );
+        let ours = match (item_user, self.me.read().await.as_ref()) {
+            (Some(u), Some((me, _))) => u.as_ref() == me,
+            _ => false,
+        };
         if let Some(t) = &ev.target {
-            ev.target = Some(inbound.original(t).await);
+            ev.target = Some(if ours {
+                inbound.original_of_ours(t).await
+            } else {
+                inbound.original(t).await
+            });
         }
         inbound.publish(ev).await;
     }

@@ -225,10 +225,10 @@ impl Bridge for SlackBridge {
                                     b.on_message(msg, &files, &ctx.inbound).await
                                 }
                                 SlackEventCallbackBody::ReactionAdded(r) => {
-                                    b.on_reaction(&r.user, &r.reaction, &r.item, &r.event_ts, true, &ctx.inbound).await
+                                    b.on_reaction(&r.user, r.item_user.as_ref(), &r.reaction, &r.item, &r.event_ts, true, &ctx.inbound).await
                                 }
                                 SlackEventCallbackBody::ReactionRemoved(r) => {
-                                    b.on_reaction(&r.user, &r.reaction, &r.item, &r.event_ts, false, &ctx.inbound).await
+                                    b.on_reaction(&r.user, r.item_user.as_ref(), &r.reaction, &r.item, &r.event_ts, false, &ctx.inbound).await
                                 }
                                 _ => {}
                             }

@@ -341,7 +341,12 @@ fn reaction(n: u32, user: &str, emoji: &str, op: ReactionOp) -> ChatEvent {
         emoji: emoji.into(),
         op,
     };
-    let mut ev = ChatEvent::reaction("src", "#in", &format!("m{n}"), Some(who), r, Some(user));
+    // Each reaction its own, as the platform's time makes them.
+    static MARK: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let mark = MARK
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+        .to_string();
+    let mut ev = ChatEvent::reaction("src", "#in", &format!("m{n}"), Some(who), r, Some(&mark));
     ev.room = "lobby".into();
     ev
 }
@@ -379,10 +384,26 @@ async fn the_bot_reacts_once_per_emoji_while_anyone_on_the_other_side_does() {
     // A moderator clearing an emoji (no one named) takes the bot's back too.
     let mut cleared = reaction(1, "x", "🎉", remove);
     cleared.author = None;
-    cleared.id.push_str(":cleared");
     mem.publish(&cleared);
     let did = bridge.wait(5).await;
-    assert_eq!(did[4], Did::React(copy, "🎉".into(), false));
+    assert_eq!(did[4], Did::React(copy.clone(), "🎉".into(), false));
+    // Every emoji of the message removed on its platform: the bot's go.
+    mem.publish(&reaction(1, "u1", "👍", add));
+    mem.publish(&reaction(1, "u2", "🎉", add));
+    bridge.wait(7).await;
+    let mut all = reaction(1, "x", "*", remove);
+    all.author = None;
+    mem.publish(&all);
+    let did = bridge.wait(9).await;
+    let mut gone = did[7..].to_vec();
+    gone.sort_by_key(|d| format!("{d:?}"));
+    assert_eq!(
+        gone,
+        [
+            Did::React(copy.clone(), "🎉".into(), false),
+            Did::React(copy, "👍".into(), false)
+        ]
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -267,14 +267,17 @@ impl Shared {
     /// Our own reactions are the mirrors of others' and are not kept.
     pub(super) async fn on_reaction(
         &self,
-        user: &SlackUserId,
-        item_user: Option<&SlackUserId>,
-        name: &SlackReactionName,
-        item: &SlackReactionsItem,
-        event_ts: &SlackTs,
+        r: &SlackReactionAddedEvent,
         add: bool,
         inbound: &Inbound,
     ) {
+        let (user, item_user, name, item, event_ts) = (
+            &r.user,
+            r.item_user.as_ref(),
+            &r.reaction,
+            &r.item,
+            &r.event_ts,
+        );
         let SlackReactionsItem::Message(message) = item else {
             return;
         };

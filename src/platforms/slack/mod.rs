@@ -225,10 +225,18 @@ impl Bridge for SlackBridge {
                                     b.on_message(msg, &files, &ctx.inbound).await
                                 }
                                 SlackEventCallbackBody::ReactionAdded(r) => {
-                                    b.on_reaction(&r.user, r.item_user.as_ref(), &r.reaction, &r.item, &r.event_ts, true, &ctx.inbound).await
+                                    b.on_reaction(&r, true, &ctx.inbound).await
                                 }
                                 SlackEventCallbackBody::ReactionRemoved(r) => {
-                                    b.on_reaction(&r.user, r.item_user.as_ref(), &r.reaction, &r.item, &r.event_ts, false, &ctx.inbound).await
+                                    // The same fields: read as one.
+                                    let r = SlackReactionAddedEvent {
+                                        user: r.user,
+                                        reaction: r.reaction,
+                                        item_user: r.item_user,
+                                        item: r.item,
+                                        event_ts: r.event_ts,
+                                    };
+                                    b.on_reaction(&r, false, &ctx.inbound).await
                                 }
                                 _ => {}
                             }

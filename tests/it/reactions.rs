@@ -191,6 +191,39 @@ async fn reactions_cross_once_per_emoji_and_the_page_counts_them_live() {
         json!({"id": "1234", "name": "blobcat", "animated": false}),
     )
     .await;
+    // Someone takes theirs back; a moderator clears another emoji: the
+    // bot's go on Slack too.
+    discord_reaction(
+        &discord,
+        "MESSAGE_REACTION_ADD",
+        "43",
+        &original,
+        json!({"id": null, "name": "👀"}),
+    )
+    .await;
+    discord_reaction(
+        &discord,
+        "MESSAGE_REACTION_REMOVE",
+        "43",
+        &original,
+        json!({"id": null, "name": "👀"}),
+    )
+    .await;
+    discord_reaction(
+        &discord,
+        "MESSAGE_REACTION_ADD",
+        "44",
+        &original,
+        json!({"id": null, "name": "🔥"}),
+    )
+    .await;
+    discord
+        .dispatch(
+            "MESSAGE_REACTION_REMOVE_EMOJI",
+            json!({"channel_id": D1, "message_id": original, "guild_id": GUILD_ID,
+                   "emoji": {"id": null, "name": "🔥"}}),
+        )
+        .await;
     // A Discord moderator removes every reaction of the original: the
     // bot's 🎉 on the Slack copy goes (no one on Discord reacts any more);
     // the Slack side's stays counted.
@@ -260,9 +293,9 @@ async fn reactions_cross_once_per_emoji_and_the_page_counts_them_live() {
         .into_iter()
         .filter(|e| e.kind == EventKind::Reaction)
         .collect();
-    // Slack's four 👍, its 🎉, Discord's 🎉, blobcat and remove-all (not the
-    // bot's), the fifty.
-    assert_eq!(evs.len(), 4 + 4 + 50, "{evs:#?}");
+    // Slack's four 👍, its 🎉, Discord's 🎉, 👀 twice, 🔥 twice, blobcat and
+    // remove-all (not the bot's), the fifty.
+    assert_eq!(evs.len(), 4 + 1 + 1 + 4 + 2 + 50, "{evs:#?}");
     let custom = evs
         .iter()
         .find(|e| e.reaction.as_ref().unwrap().emoji == ":blobcat:")
@@ -290,8 +323,15 @@ async fn reactions_cross_once_per_emoji_and_the_page_counts_them_live() {
         .collect();
     assert_eq!(
         adds,
-        ["reactions.add tada", "reactions.remove tada"],
-        "one 🎉 on the Slack copy and taken back, no blobcat"
+        [
+            "reactions.add tada",
+            "reactions.add eyes",
+            "reactions.remove eyes",
+            "reactions.add fire",
+            "reactions.remove fire",
+            "reactions.remove tada"
+        ],
+        "each once on the Slack copy and taken back, no blobcat"
     );
     page.screenshot("chat-reactions.png").await;
 }

@@ -39,17 +39,8 @@ pub enum GatewayEvent {
         channel: ChannelId,
         ids: Vec<MessageId>,
     },
-    /// Someone's emoji added to (or taken from) a message; `user` none: a
-    /// moderator removed everyone's of that emoji.
-    Reaction {
-        channel: ChannelId,
-        message: MessageId,
-        user: Option<(u64, String)>,
-        emoji: String,
-        add: bool,
-        /// Who wrote the message, where Discord says.
-        author: Option<u64>,
-    },
+    /// Someone's emoji added to (or taken from) a message.
+    Reaction(super::reactions::Reacted),
     /// An entry of a guild's audit log (what a moderator did).
     Audit {
         guild: u64,
@@ -88,14 +79,14 @@ impl RawEventHandler for Forward {
             Event::ReactionRemove(r) => reaction(r.reaction, false, true),
             Event::ReactionRemoveEmoji(r) => reaction(r.reaction, false, false),
             // A moderator removed every reaction of the message.
-            Event::ReactionRemoveAll(r) => GatewayEvent::Reaction {
-                channel: r.channel_id,
-                message: r.message_id,
+            Event::ReactionRemoveAll(r) => GatewayEvent::Reaction(super::reactions::Reacted {
+                channel: r.channel_id.to_string(),
+                message: r.message_id.to_string(),
                 user: None,
                 emoji: "*".into(),
                 add: false,
                 author: None,
-            },
+            }),
             Event::GuildAuditLogEntryCreate(e) => GatewayEvent::Audit {
                 guild: e.guild_id.get(),
                 entry: serde_json::to_value(&e.entry).unwrap_or_default(),
@@ -129,14 +120,14 @@ fn reaction(r: serenity::all::Reaction, add: bool, by_someone: bool) -> GatewayE
             .unwrap_or_else(|| id.to_string());
         (id.get(), name)
     });
-    GatewayEvent::Reaction {
-        channel: r.channel_id,
-        message: r.message_id,
+    GatewayEvent::Reaction(super::reactions::Reacted {
+        channel: r.channel_id.to_string(),
+        message: r.message_id.to_string(),
         user,
         emoji,
         add,
         author: r.message_author_id.map(|a| a.get()),
-    }
+    })
 }
 
 /// A running gateway client.

@@ -12,6 +12,7 @@ mod markup;
 mod media;
 mod moderate;
 mod outbound;
+mod reactions;
 mod rest;
 mod threads;
 
@@ -28,7 +29,7 @@ use crate::bridge::{
 };
 use crate::cache::Bounded;
 use crate::config::{CommonBridgeConfig, InvalidChannel, InvalidSetting};
-use crate::event::{Author, ChatEvent, Reaction, ReactionOp};
+use crate::event::ChatEvent;
 use crate::ratelimit::Rate;
 use crate::render;
 
@@ -155,6 +156,13 @@ impl DiscordBridge {
     /// logged with its id.
     async fn on_unread(&self, kind: &str, value: serde_json::Value, ctx: &BridgeContext) {
         let id = value["id"].as_str().unwrap_or("?").to_string();
+        if kind == "MESSAGE_REACTION_REMOVE_EMOJI" {
+            // serenity wants fields Discord does not send with this one.
+            if let Some(r) = reactions::cleared_emoji(&value) {
+                self.on_reaction(r, ctx).await;
+            }
+            return;
+        }
         if kind != "MESSAGE_CREATE" {
             tracing::debug!(kind, "a gateway event serenity could not read");
             return;
@@ -217,51 +225,7 @@ impl DiscordBridge {
                     ctx.inbound.publish(ev).await;
                 }
             }
-            G::Reaction {
-                channel,
-                message,
-                user,
-                emoji,
-                add,
-                author: written_by,
-            } => {
-                let me = shared.me.read().await.as_ref().map(|m| m.user_id);
-                // Our own reactions are the mirrors of others'.
-                if user.as_ref().is_some_and(|(id, _)| Some(*id) == me) {
-                    return;
-                }
-                let author = user.map(|(id, name)| Author {
-                    id: id.to_string(),
-                    name,
-                    ..Default::default()
-                });
-                let op = if add {
-                    ReactionOp::Add
-                } else {
-                    ReactionOp::Remove
-                };
-                let mut ev = ChatEvent::reaction(
-                    &shared.name,
-                    &channel.to_string(),
-                    &message.to_string(),
-                    author,
-                    Reaction { emoji, op },
-                    None,
-                );
-                // A post of ours (the bot's, or one of our webhooks') is a copy.
-                let ours = match written_by {
-                    Some(a) => Some(a) == me || shared.is_own_webhook(&a.to_string()).await,
-                    None => false,
-                };
-                if let Some(t) = &ev.target {
-                    ev.target = Some(if ours {
-                        ctx.inbound.original_of_ours(t).await
-                    } else {
-                        ctx.inbound.original(t).await
-                    });
-                }
-                ctx.inbound.publish(ev).await;
-            }
+            G::Reaction(r) => self.on_reaction(r, ctx).await,
             G::Audit { guild, entry } => self.on_audit(guild, &entry, ctx).await,
             G::Unread { kind, value } => self.on_unread(&kind, value, ctx).await,
         }

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use super::send::{bearer, constant_time_eq};
+use super::send::refusal;
 use super::{AppState, error};
 use crate::bridge::UserActionKind;
 use crate::config::duration;
@@ -53,16 +53,11 @@ struct UserRef {
     name: Option<String>,
 }
 
-fn off() -> Response {
-    error(
-        StatusCode::FORBIDDEN,
-        "moderation is off: set http.mod_token (JETBRIDGE_HTTP__MOD_TOKEN)",
-    )
-}
+const OFF: &str = "moderation is off: set http.mod_token (JETBRIDGE_HTTP__MOD_TOKEN)";
 
 pub async fn page(State(state): State<AppState>, Path(room): Path<String>) -> Response {
     if state.config.http.mod_token.is_empty() {
-        return off();
+        return error(StatusCode::FORBIDDEN, OFF);
     }
     if state.config.room(&room).is_none() {
         return error(StatusCode::NOT_FOUND, format!("unknown room {room:?}"));
@@ -97,12 +92,8 @@ pub async fn post(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let token = state.config.http.mod_token.expose();
-    if token.is_empty() {
-        return off();
-    }
-    if !constant_time_eq(bearer(&headers).unwrap_or("").as_bytes(), token.as_bytes()) {
-        return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+    if let Some(refused) = refusal(&state.config.http.mod_token, &headers, OFF) {
+        return refused;
     }
     if state.config.room(&room).is_none() {
         return error(StatusCode::NOT_FOUND, format!("unknown room {room:?}"));

@@ -31,7 +31,7 @@ struct Body {
 
 /// The bearer token of an `Authorization` header (the scheme is
 /// case-insensitive, as everywhere in HTTP).
-pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
+fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
@@ -43,16 +43,9 @@ pub async fn post(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
-    let token = state.config.http.api_token.expose();
-    if token.is_empty() {
-        return error(
-            StatusCode::FORBIDDEN,
-            "sending is disabled: set http.api_token (JETBRIDGE_HTTP__API_TOKEN)",
-        );
-    }
-    let given = bearer(&headers).unwrap_or("");
-    if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
-        return error(StatusCode::UNAUTHORIZED, "missing or wrong bearer token");
+    let off = "sending is disabled: set http.api_token (JETBRIDGE_HTTP__API_TOKEN)";
+    if let Some(refused) = refusal(&state.config.http.api_token, &headers, off) {
+        return refused;
     }
     if state.config.room(&room).is_none() {
         return error(StatusCode::NOT_FOUND, format!("unknown room {room:?}"));
@@ -118,8 +111,30 @@ pub async fn post(
     }
 }
 
+/// Why `headers` do not carry the bearer token `token`, as the answer: 403
+/// saying `off` when the token is empty (the route is off), 401 when missing
+/// or wrong; `None` when they do.
+pub(super) fn refusal(
+    token: &crate::config::Secret,
+    headers: &HeaderMap,
+    off: &str,
+) -> Option<Response> {
+    let token = token.expose();
+    if token.is_empty() {
+        return Some(error(StatusCode::FORBIDDEN, off));
+    }
+    let given = bearer(headers).unwrap_or("");
+    if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+        return Some(error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong bearer token",
+        ));
+    }
+    None
+}
+
 /// Compare without leaking the position of the first difference through timing.
-pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     let mut diff = a.len() ^ b.len();
     for i in 0..a.len().max(b.len()) {
         let x = a.get(i).copied().unwrap_or(0);

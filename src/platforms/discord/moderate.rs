@@ -15,21 +15,25 @@ use crate::bridge::{ModerateError, UserAction, UserActionKind};
 const MAX_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(28 * 24 * 3600);
 
 impl Shared {
+    /// What Discord says of channel (or thread) `id`.
+    pub(super) async fn channel_json(&self, id: &str) -> Result<Value, RestError> {
+        self.rest
+            .call(
+                reqwest::Method::GET,
+                &format!("/channels/{id}"),
+                None,
+                Auth::Bot,
+            )
+            .await
+    }
+
     /// The guild channel `channel` belongs to ("" for none).
     pub(super) async fn guild_of(&self, channel: &str) -> Result<String, RestError> {
         let key = format!("guild-of:{channel}");
         if let Some(g) = self.names.lock().await.get(&key) {
             return Ok(g.clone());
         }
-        let c = self
-            .rest
-            .call(
-                reqwest::Method::GET,
-                &format!("/channels/{channel}"),
-                None,
-                Auth::Bot,
-            )
-            .await?;
+        let c = self.channel_json(channel).await?;
         let guild = c["guild_id"].as_str().unwrap_or_default().to_string();
         self.names.lock().await.insert(key, guild.clone());
         Ok(guild)

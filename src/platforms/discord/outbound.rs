@@ -74,15 +74,7 @@ impl Shared {
         if self.names.lock().await.get(&key).is_some() {
             return Ok(());
         }
-        let found = self
-            .rest
-            .call(
-                reqwest::Method::GET,
-                &format!("/channels/{id}"),
-                None,
-                Auth::Bot,
-            )
-            .await;
+        let found = self.channel_json(id).await;
         match found {
             Ok(_) => {}
             Err(e) if e.is_not_found() => {

@@ -46,15 +46,7 @@ impl Shared {
         let known = match known {
             Some(k) => k,
             None => {
-                let v = self
-                    .rest
-                    .call(
-                        reqwest::Method::GET,
-                        &format!("/channels/{id}"),
-                        None,
-                        Auth::Bot,
-                    )
-                    .await;
+                let v = self.channel_json(id).await;
                 let v = match v {
                     Ok(v) => v,
                     Err(e) => {
@@ -91,15 +83,7 @@ impl Shared {
     }
 
     async fn is_forum(&self, channel: &str) -> bool {
-        let v = self
-            .rest
-            .call(
-                reqwest::Method::GET,
-                &format!("/channels/{channel}"),
-                None,
-                Auth::Bot,
-            )
-            .await;
+        let v = self.channel_json(channel).await;
         v.is_ok_and(|v| v["type"].as_u64().is_some_and(|t| FORUMS.contains(&t)))
     }
 }

@@ -39,17 +39,37 @@ pub fn may_follow(bridge: &str, routes: &Routes, ev: &ChatEvent) -> bool {
         && routes.mirrors_deletes(&ev.room)
 }
 
+/// How long a deletion of something not known as a copy is given to turn
+/// out to be one (its post's answer still on its way).
+const LATE_COPY: Duration = Duration::from_secs(1);
+
 impl Mirror {
+    /// What the message `platform_id` of `channel` is known as: `Some(Some)`
+    /// a copy of that event, `Some(None)` a copy jetbridge deleted itself,
+    /// `None` not a copy that is known.
+    async fn copy_of(
+        &self,
+        channel: &str,
+        platform_id: &str,
+    ) -> Result<Option<Option<String>>, BusError> {
+        if let Some(known) = self.recent.copy_of(channel, platform_id) {
+            return Ok(Some(known));
+        }
+        Ok(self.records.copy_of(channel, platform_id).await?.map(Some))
+    }
+
     /// Follow the deletion `ev` to the original and every other copy, if it
     /// deleted a copy.
     pub async fn follow(&self, ev: &ChatEvent) -> Result<(), BusError> {
         let channel = &ev.source.channel;
-        let known = self.recent.copy_of(channel, &ev.source.message_id);
-        let original = match known {
-            Some(known) => known,
-            None => self.records.copy_of(channel, &ev.source.message_id).await?,
-        };
-        let Some(original) = original else {
+        let mut original = self.copy_of(channel, &ev.source.message_id).await?;
+        if original.is_none() {
+            // A copy deleted the moment it appeared may be one whose post
+            // jetbridge has not heard back about yet: look once more.
+            tokio::time::sleep(LATE_COPY).await;
+            original = self.copy_of(channel, &ev.source.message_id).await?;
+        }
+        let Some(original) = original.flatten() else {
             return Ok(());
         };
         // A coalesced post stands for several messages: all of them go.

@@ -153,7 +153,8 @@ async fn a_discord_copy_deleted_by_a_moderator_removes_the_slack_original_and_th
         .await;
     let line = t.twitch.id_of("#alpha", "spam from slack");
 
-    // A Discord moderator deletes the copy.
+    // A Discord moderator deletes the copy (once it is there for everyone).
+    t.idle().await;
     t.discord.delete(D1, "mod", &copy).await;
 
     // The Slack original goes, with the admin's token (the bot's may not).
@@ -212,6 +213,7 @@ async fn a_discord_copy_deleted_by_a_moderator_removes_the_slack_original_and_th
         .wait_for_line("#beta", "stays in quiet", WAIT)
         .await;
     let line2 = t.twitch.id_of("#beta", "stays in quiet");
+    t.idle().await;
     t.discord.delete(D2, "mod", &copy2).await;
     let deadline = Deadline::after(WAIT);
     while !stored(&js, &format!("chat.quiet.discord.{D2}"))
@@ -246,6 +248,7 @@ async fn without_an_admin_token_slack_says_why_and_a_twitch_moderation_reaches_d
     let copy = copy_in(&t.discord, D1).await;
     t.api.wait_sent(1, WAIT).await;
     let line = t.api.id_of("from slack");
+    t.idle().await;
     t.discord.delete(D1, "mod", &copy).await;
     let m = t.wait_moderation("lobby").await;
     let md = m.moderation.unwrap();
@@ -267,6 +270,7 @@ async fn without_an_admin_token_slack_says_why_and_a_twitch_moderation_reaches_d
         .to_string();
     t.api.wait_sent(2, WAIT).await;
     let line2 = t.api.id_of("from discord");
+    t.idle().await;
     t.twitch
         .clearmsg("#alpha", "relaybot", &line2, "[discord] dan: from discord")
         .await;

@@ -139,34 +139,29 @@ async fn slack_threads_are_discord_threads_and_back_and_a_forum_post_is_a_slack_
             .all(|e| e.thread.as_deref() == Some(thread_root.as_str()))
     );
 
-    // A Discord thread started without a message: its title leads a Slack
-    // thread, once.
-    let lunch = discord.thread_without_message(D1, "eve", "Lunch?").await;
-    discord.say_in_thread(&lunch, "eve", "who is hungry").await;
-    discord.say_in_thread(&lunch, "dan", "me").await;
-    let lunch_posts = slack
-        .wait_for("the lunch thread", WAIT, |calls| {
-            calls
-                .iter()
-                .filter(|c| c.method == "chat.postMessage" && c.params["channel"] == "C0001")
-                .count()
-                >= 4
-        })
-        .await;
-    let in_c1: Vec<_> = lunch_posts
-        .iter()
-        .filter(|c| c.method == "chat.postMessage" && c.params["channel"] == "C0001")
-        .collect();
-    let title = in_c1[1];
-    assert!(
-        title.params["text"].as_str().unwrap().contains("Lunch?"),
-        "{:?}",
-        title.params
-    );
-    assert!(title.params.get("thread_ts").is_none_or(|t| t.is_null()));
-    let title_ts = title.params["_ts"].as_str().unwrap();
-    for reply in &in_c1[2..] {
-        assert_eq!(reply.params["thread_ts"], title_ts, "{:?}", reply.params);
+    // Discord threads started without a message (a private one, and one of
+    // an announcement channel): each title leads a Slack thread, once.
+    for (kind, title) in [(12, "Lunch?"), (10, "Release day")] {
+        let before = slack_posts_in(&slack, "C0001").await.len();
+        let thread = discord.thread_without_message(D1, kind, "eve", title).await;
+        discord.say_in_thread(&thread, "eve", "who is in").await;
+        discord.say_in_thread(&thread, "dan", "me").await;
+        let deadline = Deadline::after(WAIT);
+        while slack_posts_in(&slack, "C0001").await.len() < before + 3 {
+            deadline
+                .step(|| format!("the {title} thread on Slack"))
+                .await;
+        }
+        let posts = slack_posts_in(&slack, "C0001").await;
+        let title_post = &posts[before];
+        assert!(
+            title_post["text"].as_str().unwrap().contains(title),
+            "{title_post}"
+        );
+        assert!(title_post.get("thread_ts").is_none_or(|t| t.is_null()));
+        for reply in &posts[before + 1..] {
+            assert_eq!(reply["thread_ts"], title_post["_ts"], "{reply}");
+        }
     }
 
     // A forum post: a Slack thread led by its title, its replies under it.
@@ -199,6 +194,18 @@ async fn slack_threads_are_discord_threads_and_back_and_a_forum_post_is_a_slack_
         }
         deadline.step(|| "the forum's three events".into()).await;
     }
+}
+
+/// Slack's accepted posts in `channel`, in order (their parameters).
+async fn slack_posts_in(slack: &FakeSlack, channel: &str) -> Vec<serde_json::Value> {
+    slack
+        .calls()
+        .await
+        .into_iter()
+        .filter(|c| c.method == "chat.postMessage" && c.params["channel"] == channel)
+        .filter(|c| c.params.get("_ts").is_some())
+        .map(|c| c.params)
+        .collect()
 }
 
 /// Slack's posts in channel `channel` whose text contains `needle`: (thread_ts, text).

@@ -296,11 +296,19 @@ impl FakeDiscord {
         id
     }
 
-    /// `user` starts a thread named `name` in text channel `channel` without
-    /// a message to start it on; returns its id.
-    pub async fn thread_without_message(&self, channel: &str, user: &str, name: &str) -> String {
+    /// `user` starts a thread of `kind` (10 announcement, 11 public, 12
+    /// private) named `name` in channel `channel` without a message to start
+    /// it on; returns its id.
+    pub async fn thread_without_message(
+        &self,
+        channel: &str,
+        kind: u64,
+        user: &str,
+        name: &str,
+    ) -> String {
         let id = self.snowflake();
         let mut thread = thread_json(&id, channel, name);
+        thread["type"] = json!(kind);
         thread["owner_id"] = json!(user_id(user));
         self.st
             .threads

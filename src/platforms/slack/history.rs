@@ -34,45 +34,60 @@ impl Shared {
         catch_up_all(ctx, &self.common, self).await
     }
 
-    /// The replies in thread `root` of the window's channel after the window's
-    /// start, oldest first (the first message itself left out).
-    async fn replies(&self, window: &Window, root: &str) -> Result<Vec<Value>, SlackClientError> {
+    /// Read `method` page after page (following the cursor), handing each
+    /// message to `take` until it says stop (`false`) or the pages end.
+    async fn pages<F>(
+        &self,
+        method: &str,
+        params: Vec<(&str, Option<String>)>,
+        mut take: F,
+    ) -> Result<(), SlackClientError>
+    where
+        F: FnMut(&Value) -> bool,
+    {
         let session = self.client.open_session(&self.bot_token);
-        let mut got = Vec::new();
         let mut cursor: Option<String> = None;
         loop {
-            let mut params = vec![
-                ("channel", Some(window.channel.clone())),
-                ("ts", Some(root.to_string())),
-                ("oldest", Some(ts_at(window.after_time))),
-                ("inclusive", Some("false".to_string())),
-                ("limit", Some("200".to_string())),
-            ];
+            let mut params = params.clone();
+            params.push(("limit", Some("200".to_string())));
             if let Some(c) = &cursor {
                 params.push(("cursor", Some(c.clone())));
             }
-            let page: Value = waiting(|| {
-                session
-                    .http_session_api
-                    .http_get("conversations.replies", &params, None)
-            })
-            .await?;
-            got.extend(
-                page["messages"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter(|m| m["ts"].as_str() != Some(root))
-                    .cloned(),
-            );
+            let page: Value =
+                waiting(|| session.http_session_api.http_get(method, &params, None)).await?;
+            for m in page["messages"].as_array().into_iter().flatten() {
+                if !take(m) {
+                    return Ok(());
+                }
+            }
             cursor = page["response_metadata"]["next_cursor"]
                 .as_str()
                 .filter(|c| !c.is_empty())
                 .map(str::to_string);
-            if cursor.is_none() || got.len() >= window.max {
-                return Ok(got);
+            if cursor.is_none() {
+                return Ok(());
             }
         }
+    }
+
+    /// The replies in thread `root` of the window's channel after the window's
+    /// start, oldest first (the first message itself left out).
+    async fn replies(&self, window: &Window, root: &str) -> Result<Vec<Value>, SlackClientError> {
+        let params = vec![
+            ("channel", Some(window.channel.clone())),
+            ("ts", Some(root.to_string())),
+            ("oldest", Some(ts_at(window.after_time))),
+            ("inclusive", Some("false".to_string())),
+        ];
+        let mut got = Vec::new();
+        self.pages("conversations.replies", params, |m| {
+            if m["ts"].as_str() != Some(root) {
+                got.push(m.clone());
+            }
+            got.len() < window.max
+        })
+        .await?;
+        Ok(got)
     }
 
     /// The messages of the window, oldest first, and whether older ones were
@@ -84,42 +99,25 @@ impl Shared {
             Some(id) if slack_ts_to_time(id).is_some_and(|t| t >= window.after_time) => id.clone(),
             _ => by_time,
         };
-        let session = self.client.open_session(&self.bot_token);
+        let params = vec![
+            ("channel", Some(window.channel.clone())),
+            ("oldest", Some(oldest)),
+            ("inclusive", Some("false".to_string())),
+        ];
+        // Newest first: past `window.max`, the older ones are left out.
         let mut got: Vec<Value> = Vec::new();
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut params = vec![
-                ("channel", Some(window.channel.clone())),
-                ("oldest", Some(oldest.clone())),
-                ("inclusive", Some("false".to_string())),
-                ("limit", Some("200".to_string())),
-            ];
-            if let Some(c) = &cursor {
-                params.push(("cursor", Some(c.clone())));
+        let mut more = false;
+        self.pages("conversations.history", params, |m| {
+            if got.len() == window.max {
+                more = true;
+                return false;
             }
-            let page: Value = waiting(|| {
-                session
-                    .http_session_api
-                    .http_get("conversations.history", &params, None)
-            })
-            .await?;
-            // Newest first.
-            for m in page["messages"].as_array().into_iter().flatten() {
-                if got.len() == window.max {
-                    got.reverse();
-                    return Ok((got, true));
-                }
-                got.push(m.clone());
-            }
-            cursor = page["response_metadata"]["next_cursor"]
-                .as_str()
-                .filter(|c| !c.is_empty())
-                .map(str::to_string);
-            if cursor.is_none() {
-                got.reverse();
-                return Ok((got, false));
-            }
-        }
+            got.push(m.clone());
+            true
+        })
+        .await?;
+        got.reverse();
+        Ok((got, more))
     }
 }
 

@@ -7,6 +7,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use serde::{Deserialize, Serialize};
 
 use crate::event::ChatEvent;
@@ -47,13 +49,65 @@ pub struct Posted {
     /// addresses a thread's messages through it (a Discord thread).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thread: Option<String>,
+    /// Ids the platform gives only after the delivery returned; never stored
+    /// (the router stores the copy once they came, see [`Posted::settled`]).
+    #[serde(skip)]
+    pub later: Option<Later>,
 }
+
+/// Platform ids a bridge learns after its delivery returned: Twitch answers a
+/// line a round trip after it was written, and the channel's next lines go
+/// out meanwhile. Cheap to clone; every clone resolves to the same ids.
+#[derive(Clone)]
+pub struct Later(Shared<BoxFuture<'static, Vec<String>>>);
+
+impl Later {
+    pub fn new(ids: BoxFuture<'static, Vec<String>>) -> Later {
+        Later(ids.shared())
+    }
+
+    /// The ids of this, then of `next`.
+    fn then(self, next: Later) -> Later {
+        Later::new(
+            async move {
+                let mut ids = self.0.await;
+                ids.extend(next.0.await);
+                ids
+            }
+            .boxed(),
+        )
+    }
+}
+
+impl std::fmt::Debug for Later {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Later(..)")
+    }
+}
+
+/// Ids still to come do not make two copies different: equality is about
+/// what is stored.
+impl PartialEq for Later {
+    fn eq(&self, _: &Later) -> bool {
+        true
+    }
+}
+
+impl Eq for Later {}
 
 impl Posted {
     /// Whether a later edit, delete or reply can find this copy on its
     /// platform (it has an id); only such copies need an id map entry.
     pub fn can_be_referenced(&self) -> bool {
-        !self.ids.is_empty() || self.handle.is_some()
+        !self.ids.is_empty() || self.handle.is_some() || self.later.is_some()
+    }
+
+    /// This copy with the ids it was still waiting for.
+    pub async fn settled(mut self) -> Posted {
+        if let Some(later) = self.later.take() {
+            self.ids.extend(later.0.await);
+        }
+        self
     }
 
     /// Add the parts `later` posted after these.
@@ -65,6 +119,10 @@ impl Posted {
         if later.thread.is_some() {
             self.thread = later.thread;
         }
+        self.later = match (self.later.take(), later.later) {
+            (Some(first), Some(next)) => Some(first.then(next)),
+            (first, next) => first.or(next),
+        };
     }
 }
 

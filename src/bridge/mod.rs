@@ -26,7 +26,8 @@ use crate::status::{Health, State};
 
 pub use catchup::{History, Window, catch_up_all, catch_up_channel};
 pub use delivery::{
-    Action, Combined, DeliverError, DeliverFailure, Delivery, OutboundSpec, Posted, post_parts,
+    Action, Combined, DeliverError, DeliverFailure, Delivery, Later, OutboundSpec, Posted,
+    post_parts,
 };
 pub use inbound::{EventStore, Inbound, StoreError};
 pub use media::{MAX_MEDIA, Media, MediaError, MediaIndex};

@@ -3,12 +3,14 @@
 //! need (for platforms that give ids), then the channel's watermark, then acks.
 //! Posts that pile up while a write is under way share the next round, so a
 //! fast channel costs one watermark write per NATS round trip rather than a
-//! write per post.
+//! write per post. A copy whose ids come later (Twitch's answer to a line) is
+//! recorded once they came, and its post acked only then.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use futures::FutureExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -16,7 +18,7 @@ use tracing::Instrument;
 use super::Records;
 use super::tracker::{Inflight, Tracker};
 use crate::backoff::Backoff;
-use crate::bridge::Posted;
+use crate::bridge::{Later, Posted};
 use crate::bus::{BusError, MarkScope};
 
 /// Posts of a channel whose records (and acks) may be under way at once; also
@@ -36,8 +38,15 @@ struct Entry {
     tracker: Arc<Tracker>,
     /// Event id and copy, when the copy has something to find later.
     record: Option<(String, Posted)>,
+    /// Told the copy's ids once its record is written, when they were still
+    /// to come (see [`Ledger::add`]).
+    recorded: Option<oneshot::Sender<Vec<String>>>,
     _slot: OwnedSemaphorePermit,
 }
+
+/// The ledger stopped before the entry was queued.
+#[derive(Debug)]
+pub struct Stopped;
 
 impl Ledger {
     pub fn start(
@@ -60,19 +69,36 @@ impl Ledger {
     }
 
     /// Queue the record of a post; waits while `RECORDING_DEPTH` are under way.
-    /// False when stopped meanwhile.
-    pub async fn add(&self, tracker: Arc<Tracker>, record: Option<(String, Posted)>) -> bool {
+    /// A copy whose ids are still to come is recorded once they came; then
+    /// what is returned gives them, so that an edit or delete of the copy
+    /// acts only after its record (and the way back from the copy) landed.
+    pub async fn add(
+        &self,
+        tracker: Arc<Tracker>,
+        record: Option<(String, Posted)>,
+    ) -> Result<Option<Later>, Stopped> {
         let slot = tokio::select! {
             slot = self.slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
-            _ = self.hard_stop.cancelled() => return false,
+            _ = self.hard_stop.cancelled() => return Err(Stopped),
         };
-        let Some(tx) = &self.tx else { return false };
+        let (recorded, ids) = match record.as_ref().is_some_and(|(_, p)| p.later.is_some()) {
+            true => {
+                let (tell, ids) = oneshot::channel();
+                // Stopped before: no ids (the copy is found as unknown).
+                let later = Later::new(async move { ids.await.unwrap_or_default() }.boxed());
+                (Some(tell), Some(later))
+            }
+            false => (None, None),
+        };
+        let tx = self.tx.as_ref().ok_or(Stopped)?;
         tx.send(Entry {
             tracker,
             record,
+            recorded,
             _slot: slot,
         })
-        .is_ok()
+        .map_err(|_| Stopped)?;
+        Ok(ids)
     }
 
     /// Write what was queued, then stop.
@@ -96,9 +122,19 @@ async fn keep(
     while rx.recv_many(&mut round, RECORDING_DEPTH).await > 0 {
         // Entries come in stream order; the last is the channel's new mark.
         let through = round.last().map_or(0, |e: &Entry| e.tracker.seq);
-        let writes = futures::future::join_all(round.iter().filter_map(|e| {
+        let writes = futures::future::join_all(round.iter_mut().filter_map(|e| {
             let (id, posted) = e.record.as_ref()?;
-            Some(until_done(id, || records.put(&channel, id, posted)))
+            let recorded = e.recorded.take();
+            let (records, channel) = (&records, &channel);
+            Some(async move {
+                let posted = posted.clone().settled().await;
+                if posted.can_be_referenced() {
+                    until_done(id, || records.put(channel, id, &posted)).await;
+                }
+                if let Some(tell) = recorded {
+                    let _ = tell.send(posted.ids);
+                }
+            })
         }));
         let mark = until_done("watermark", || {
             records.put_watermark(&channel, &scope, through)

@@ -420,12 +420,6 @@ impl Worker {
         });
         let n = batch.len();
         for (item, _) in batch {
-            if let Some(posted) = &posted {
-                self.recent.insert(&self.channel, &item.event.id, posted);
-                let latency = self.clock.since(item.event.ts);
-                metrics::histogram!("jetbridge_relay_latency_seconds", "bridge" => bridge.clone())
-                    .record(latency.as_secs_f64());
-            }
             tracing::debug!(event_id = %item.event.id, "delivered");
             metrics::counter!("jetbridge_messages_out_total", "bridge" => bridge.clone(), "room" => item.event.room.clone(), "kind" => item.event.kind.as_str())
                 .increment(1);
@@ -436,8 +430,22 @@ impl Worker {
                 .as_ref()
                 .filter(|p| p.can_be_referenced())
                 .map(|p| (item.event.id.clone(), p.clone()));
-            if !self.ledger.add(item.tracker.clone(), record).await {
+            let Ok(recorded) = self.ledger.add(item.tracker.clone(), record).await else {
                 return false;
+            };
+            if let Some(posted) = &posted {
+                // Ids still to come: found here as what the ledger recorded.
+                let posted = match recorded {
+                    Some(later) => Posted {
+                        later: Some(later),
+                        ..posted.clone()
+                    },
+                    None => posted.clone(),
+                };
+                self.recent.insert(&self.channel, &item.event.id, &posted);
+                let latency = self.clock.since(item.event.ts);
+                metrics::histogram!("jetbridge_relay_latency_seconds", "bridge" => bridge.clone())
+                    .record(latency.as_secs_f64());
             }
         }
         if n > 1 {
@@ -515,7 +523,8 @@ impl Worker {
 
     async fn lookup(&self, event_id: &str) -> Option<Posted> {
         if let Some(p) = self.recent.get(&self.channel, event_id) {
-            return Some(p);
+            // A copy whose ids were still to come: once its record is written.
+            return Some(p.settled().await);
         }
         match self.records.get(&self.channel, event_id).await {
             Ok(p) => p,

@@ -35,3 +35,4 @@ mod threads;
 mod twitch;
 mod twitch_history;
 mod twitch_lines;
+mod twitch_window;

@@ -1,8 +1,9 @@
-//! The Twitch bridge, on twitch-irc (unmodified): IRC over TCP or TLS to the
-//! configured `server`, PRIVMSG in as `message` events, CLEARMSG and CLEARCHAT
-//! in as `delete`, PRIVMSG out with control characters stripped and commands
-//! defused. Pacing and order are the router's; this folder keeps twitch-irc
-//! from reordering (one connection) and ignores our own login inbound.
+//! The Twitch bridge: IRC over TCP or TLS to the configured `server`. Reading
+//! is twitch-irc's (unmodified): PRIVMSG in as `message` events, CLEARMSG and
+//! CLEARCHAT in as `delete`, our own login ignored. Writing is on a connection
+//! of our own ([`writer`]): PRIVMSG out with control characters stripped and
+//! commands defused, a window of unconfirmed lines per channel sent again in
+//! order after a drop. Pacing and order are the router's.
 
 mod config;
 mod connection;
@@ -19,6 +20,7 @@ mod outbox;
 mod providers;
 mod shared;
 mod via_api;
+mod writer;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -31,7 +33,7 @@ use twitch_irc::message::ServerMessage;
 
 use crate::bridge::{
     Account, Action, Bridge, BridgeContext, BridgeError, BuildError, DeliverError, DeliverFailure,
-    Delivery, ModerateError, OutboundSpec, Platform, Posted, UserAction, post_parts,
+    Delivery, ModerateError, OutboundSpec, Platform, Posted, UserAction,
 };
 use crate::config::{CommonBridgeConfig, InvalidChannel, InvalidSetting, NoOptions};
 use crate::ratelimit::Rate;
@@ -73,8 +75,7 @@ impl Platform for Twitch {
             common: account.common.clone(),
             cfg: account.settings.clone(),
             endpoint,
-            link: tokio::sync::RwLock::new(None),
-            outbox: Arc::new(outbox::Outbox::default()),
+            writer: std::sync::OnceLock::new(),
             sessions: Arc::new(shared::Sessions::default()),
             emotes: Arc::new(emotes::Catalog::new(&account.settings.emotes)),
         }))
@@ -90,21 +91,12 @@ pub struct TwitchBridge {
     common: CommonBridgeConfig,
     cfg: TwitchConfig,
     endpoint: Endpoint,
-    /// The client of the live connection, for deliveries.
-    link: tokio::sync::RwLock<Option<Link>>,
-    /// What was sent and not yet confirmed (kept across connections).
-    outbox: Arc<outbox::Outbox>,
+    /// The connection lines are written on, opened at the first line.
+    writer: std::sync::OnceLock<writer::Writer>,
     /// Rooms and Shared Chat sessions, as the reader learns them.
     sessions: Arc<shared::Sessions>,
     /// Third-party emotes, kept across connections.
     emotes: Arc<emotes::Catalog>,
-}
-
-/// A running client and the gate of its connections.
-#[derive(Clone)]
-struct Link {
-    client: connection::IrcClient,
-    gate: Arc<gate::ReadGate>,
 }
 
 impl TwitchBridge {
@@ -113,20 +105,24 @@ impl TwitchBridge {
             StaticLoginCredentials::anonymous()
         } else {
             // twitch-irc adds `oauth:` itself.
-            let token = self.cfg.token.expose();
-            let token = token.strip_prefix("oauth:").unwrap_or(token);
-            StaticLoginCredentials::new(self.cfg.login.to_lowercase(), Some(token.to_string()))
+            StaticLoginCredentials::new(self.cfg.login.to_lowercase(), Some(self.bare_token()))
         }
+    }
+
+    /// The token without its `oauth:` (what IRC's `PASS oauth:…` adds).
+    fn bare_token(&self) -> String {
+        let token = self.cfg.token.expose();
+        token.strip_prefix("oauth:").unwrap_or(token).to_string()
     }
 
     fn client_config(&self) -> ClientConfig<StaticLoginCredentials> {
         let mut config = ClientConfig::new_simple(self.credentials());
-        // twitch-irc opens another connection when one is "busy" (more than
-        // `max_waiting` sends within `time_per_message` each) or holds many
-        // channels, and rotates sends across connections, which can reorder one
-        // channel's messages. With no time per message a connection is never busy,
-        // so one connection carries every channel in order; our router paces.
-        // (`max_waiting` is doubled inside twitch-irc: keep it small.)
+        // twitch-irc only reads here (lines go out on the writer's
+        // connection). It opens another connection when one is "busy" or
+        // holds many channels; one connection carrying every channel keeps
+        // one read gate and one catch-up per reconnect. With no time per
+        // message a connection is never busy. (`max_waiting` is doubled
+        // inside twitch-irc: keep it small.)
         config.max_channels_per_connection = usize::MAX;
         config.time_per_message = Duration::ZERO;
         config.max_waiting_messages_per_connection = 64;
@@ -192,12 +188,6 @@ impl Bridge for TwitchBridge {
         client
             .set_wanted_channels(wanted.clone())
             .map_err(|e| BridgeError::connection("invalid channel", e))?;
-        *self.link.write().await = Some(Link {
-            client: client.clone(),
-            gate: gate.clone(),
-        });
-        let _forget = ForgetClient(&self.link);
-
         let fetching = ctx.shutdown.child_token();
         let _stop_fetching = fetching.clone().drop_guard();
         let wants = emotes::start(
@@ -236,7 +226,6 @@ impl Bridge for TwitchBridge {
                     let Some(msg) = msg else {
                         return Err(BridgeError::Ended("twitch client stopped"));
                     };
-                    self.answer(&msg);
                     let joined = match &msg {
                         ServerMessage::RoomState(r) => Some(format!("#{}", r.channel_login)),
                         _ => None,
@@ -259,9 +248,6 @@ impl Bridge for TwitchBridge {
                 _ = check.tick() => {
                     if incoming.is_empty() {
                         gate.idle();
-                    }
-                    if self.outbox.unconfirmed() > 0 {
-                        self.outbox.resend_due(&client, &gate).await;
                     }
                     let mut joined = 0;
                     for login in &wanted {
@@ -323,36 +309,34 @@ impl Bridge for TwitchBridge {
         if self.cfg.is_anonymous() {
             return Err(DeliverError::reject("the twitch login is anonymous (read-only)").into());
         }
-        let link = self
-            .link
-            .read()
-            .await
-            .clone()
-            .ok_or_else(|| DeliverError::retry("not connected to twitch"))?;
-        post_parts(parts, |_, part| {
+        let writer = self.writer.get_or_init(|| {
+            let account = writer::Account {
+                nick: self.cfg.login.to_lowercase(),
+                token: self.bare_token(),
+            };
+            writer::Writer::start(&self.name, self.endpoint.clone(), account)
+        });
+        // Each line is written once there is room in the channel's window;
+        // the next delivery goes out without waiting for Twitch's answer,
+        // and the router records the copy once its ids came.
+        let mut answers = Vec::with_capacity(parts.len());
+        for (i, part) in parts.iter().enumerate() {
             let line = markup::guard_command(&render::single_line(part));
-            let (link, login) = (&link, login.clone());
-            async move {
-                if line.is_empty() {
-                    return Ok(None);
-                }
-                let answer = self
-                    .outbox
-                    .send(&link.client, &link.gate, &login, line)
-                    .await?;
-                // The line is Twitch's now; its answer gives the copy's id.
-                // Unanswered for long (a connection being replaced), the
-                // outbox still sends it again: only the id is not learnt.
-                match tokio::time::timeout(outbox::ANSWER_WITHIN * 4, answer).await {
-                    Ok(Ok(Ok(id))) => Ok(Some(id)),
-                    Ok(Ok(Err(notice))) => Err(DeliverError::reject(format!(
-                        "twitch refused the line: {notice}"
-                    ))),
-                    Ok(Err(_)) | Err(_) => Ok(None),
+            if line.is_empty() {
+                continue;
+            }
+            match writer.send(&login, line).await {
+                Ok(answer) => answers.push(answer),
+                Err(error) => {
+                    return Err(DeliverFailure {
+                        error,
+                        accepted: i,
+                        partial: self.answered_later(answers),
+                    });
                 }
             }
-        })
-        .await
+        }
+        Ok(self.answered_later(answers))
     }
 }
 
@@ -370,40 +354,11 @@ impl TwitchBridge {
                 .sees(ev.source.channel.trim_start_matches('#'), login)
     }
 
-    /// Twitch's answer to a line we sent: a USERSTATE with the new message's
-    /// id accepts it, a NOTICE about the message refuses it.
-    fn answer(&self, msg: &twitch_irc::message::ServerMessage) {
-        use twitch_irc::message::ServerMessage;
-        match msg {
-            ServerMessage::UserState(u) => {
-                if let Some(id) = u.source.tags.0.get("id") {
-                    self.outbox.confirmed(&u.channel_login, id);
-                }
-            }
-            ServerMessage::Notice(n) => {
-                let (Some(channel), Some(id)) = (&n.channel_login, &n.message_id) else {
-                    return;
-                };
-                if id.starts_with("msg_") {
-                    // Its delivery fails with this, and is counted there.
-                    let line = self
-                        .outbox
-                        .refused(channel, &format!("{id}: {}", n.message_text));
-                    tracing::warn!(channel, notice = %n.message_text, msg_id = %id, line = ?line, "twitch refused a line");
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Forget the client when `run` ends, so deliveries wait for the next connection.
-struct ForgetClient<'a>(&'a tokio::sync::RwLock<Option<Link>>);
-
-impl Drop for ForgetClient<'_> {
-    fn drop(&mut self) {
-        if let Ok(mut c) = self.0.try_write() {
-            *c = None;
+    /// A copy whose ids come with Twitch's answers to its lines.
+    fn answered_later(&self, answers: Vec<outbox::Answer>) -> Posted {
+        Posted {
+            later: (!answers.is_empty()).then(|| writer::ids_of(&self.name, answers)),
+            ..Posted::default()
         }
     }
 }

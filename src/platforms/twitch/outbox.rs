@@ -1,208 +1,191 @@
-//! What was sent to Twitch and not yet confirmed, per channel.
+//! What was written to Twitch and not yet confirmed, per channel: the window
+//! of the writer's connection ([`super::writer`]).
 //!
 //! IRC has no acknowledgement: a PRIVMSG written just before a connection
-//! drops is gone, and twitch-irc reports it sent. Twitch does answer every
-//! PRIVMSG it accepted with a USERSTATE carrying the new message's `id` (and
-//! one it refused with a NOTICE), in order, on the connection it came on. So
-//! each channel keeps its unconfirmed lines, each with the connection it went
-//! out on; the answers confirm them in order; lines of a connection that was
-//! replaced, or left unanswered too long, go out again, in order, before
-//! anything new.
+//! drops is gone without a word. Twitch does answer every PRIVMSG it accepted
+//! with a USERSTATE carrying the new message's `id` (and one it refused with a
+//! NOTICE), in order, on the connection it came on. So each channel keeps its
+//! unconfirmed lines in order; answers confirm them from the front. The writer
+//! owns the one connection they went out on, so when it drops, every line
+//! still here goes out again, in order, on the next, before anything new.
 //!
-//! A line's answer is handed back to its sender ([`Answer`]): the id of the
-//! new message (what a moderator's deletion of it names later) or why
-//! Twitch refused it.
-//!
-//! A channel has one line unconfirmed at a time ([`WINDOW`]). More in flight
-//! would be faster, but a line written while twitch-irc replaces a dead
-//! connection can then reach Twitch before an earlier one that died with the
-//! old connection, and the channel's order would be lost. At Twitch's pace
-//! (20 lines in 30 s) the wait for an answer costs nothing.
+//! A channel has at most [`WINDOW`] lines here; a sender waits for room
+//! (the permit each line holds).
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
 use std::time::Duration;
 
+use tokio::sync::{OwnedSemaphorePermit, oneshot};
 use tokio::time::Instant;
 
-use super::connection::IrcClient;
-use super::gate::ReadGate;
-use crate::bridge::DeliverError;
-
-/// Lines a channel may have unconfirmed at once (see the header).
-pub const WINDOW: usize = 1;
-/// A line unanswered this long is sent again.
+/// Lines a channel may have unconfirmed at once. Twitch answers in a round
+/// trip; 32 lines cover a round trip at any rate Twitch allows a bot.
+pub const WINDOW: usize = 32;
+/// The oldest line unanswered this long: the connection is taken for dead.
 pub const ANSWER_WITHIN: Duration = Duration::from_secs(5);
 
 /// Twitch's answer to a line: the new message's id, or the NOTICE refusing it.
-pub type Answer = tokio::sync::oneshot::Receiver<Result<String, String>>;
+pub type Answer = oneshot::Receiver<Result<String, String>>;
 
+/// One line for channel `login`, with where its answer goes.
 #[derive(Debug)]
-struct Line {
-    text: String,
-    /// The connection it went out on (see [`ReadGate::generation`]).
-    connection: u64,
-    sent: Instant,
-    answer: Option<tokio::sync::oneshot::Sender<Result<String, String>>>,
+pub struct Line {
+    pub login: String,
+    pub text: String,
+    pub tell: oneshot::Sender<Result<String, String>>,
+    /// Its place in the channel's window, given back when it is answered.
+    pub _room: OwnedSemaphorePermit,
 }
 
-/// One channel: its unconfirmed lines, and the right to send in it.
-#[derive(Default)]
-struct Lane {
-    unconfirmed: Mutex<VecDeque<Line>>,
-    /// Held while sending, so that resends and new lines never interleave.
-    sending: tokio::sync::Mutex<()>,
-    room: tokio::sync::Notify,
+#[derive(Debug)]
+struct Waiting {
+    line: Line,
+    /// When it was last written; `None` while not written yet.
+    written: Option<Instant>,
 }
 
 /// The unconfirmed lines of one account, by channel login.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Outbox {
-    lanes: Mutex<HashMap<String, std::sync::Arc<Lane>>>,
-}
-
-impl Lane {
-    fn lines(&self) -> std::sync::MutexGuard<'_, VecDeque<Line>> {
-        // Plain data; a panic elsewhere cannot leave it torn.
-        self.unconfirmed.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// When the oldest unconfirmed line went out on a replaced connection or
-    /// was not answered in time, send every unconfirmed line again, in order
-    /// (the later ones went out after it, so they go again after it). Call
-    /// with `sending` held.
-    async fn resend(
-        &self,
-        client: &IrcClient,
-        gate: &ReadGate,
-        login: &str,
-    ) -> Result<(), DeliverError> {
-        let now_on = gate.generation();
-        let texts: Vec<String> = {
-            let lines = self.lines();
-            let due = lines
-                .front()
-                .is_some_and(|l| l.connection != now_on || l.sent.elapsed() >= ANSWER_WITHIN);
-            if !due {
-                return Ok(());
-            }
-            lines.iter().map(|l| l.text.clone()).collect()
-        };
-        tracing::warn!(
-            channel = login,
-            lines = texts.len(),
-            "resending lines twitch did not confirm"
-        );
-        metrics::counter!("jetbridge_twitch_resent_total").increment(texts.len() as u64);
-        for text in &texts {
-            client
-                .privmsg(login.to_string(), text.clone())
-                .await
-                .map_err(DeliverError::retry)?;
-        }
-        // The same lines, now on this connection (answers arrive for them
-        // only after these writes, and this lane's sending is ours).
-        for line in self.lines().iter_mut() {
-            line.connection = now_on;
-            line.sent = Instant::now();
-        }
-        Ok(())
-    }
+    lanes: HashMap<String, VecDeque<Waiting>>,
 }
 
 impl Outbox {
-    fn lane(&self, login: &str) -> std::sync::Arc<Lane> {
-        let mut lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
-        lanes.entry(login.to_string()).or_default().clone()
+    /// Keep `line` until it is answered; the caller writes it (now, or with
+    /// everything on the next connection).
+    pub fn push(&mut self, line: Line, written: Option<Instant>) {
+        self.lanes
+            .entry(line.login.clone())
+            .or_default()
+            .push_back(Waiting { line, written });
     }
 
-    /// Send `text` to channel `login` once the lane has room, after anything
-    /// that must go again. Returns once it is written (not yet confirmed),
-    /// with where Twitch's answer will come.
-    pub async fn send(
-        &self,
-        client: &IrcClient,
-        gate: &ReadGate,
-        login: &str,
-        text: String,
-    ) -> Result<Answer, DeliverError> {
-        let lane = self.lane(login);
-        loop {
-            let room = lane.room.notified();
-            if lane.lines().len() < WINDOW {
-                break;
-            }
-            // Answers free room; a silent connection frees it by a resend.
-            if tokio::time::timeout(ANSWER_WITHIN, room).await.is_err() {
-                let _sending = lane.sending.lock().await;
-                lane.resend(client, gate, login).await?;
-            }
-        }
-        let _sending = lane.sending.lock().await;
-        lane.resend(client, gate, login).await?;
-        // Kept before it is written: the answer can come back before the
-        // write returns.
-        let (tell, answer) = tokio::sync::oneshot::channel();
-        lane.lines().push_back(Line {
-            text: text.clone(),
-            connection: gate.generation(),
-            sent: Instant::now(),
-            answer: Some(tell),
-        });
-        if let Err(e) = client.privmsg(login.to_string(), text).await {
-            lane.lines().pop_back();
-            return Err(DeliverError::retry(e));
-        }
-        Ok(answer)
-    }
-
-    /// Twitch accepted the oldest unconfirmed line sent to `login` as message
-    /// `id` (a USERSTATE with an `id`; with one line in flight, there is no other).
-    pub fn confirmed(&self, login: &str, id: &str) {
-        let lane = self.lane(login);
-        let line = lane.lines().pop_front();
-        if let Some(tell) = line.and_then(|l| l.answer) {
+    /// Twitch accepted the oldest line sent to `login` as message `id`.
+    pub fn confirmed(&mut self, login: &str, id: &str) {
+        if let Some(w) = self.pop(login) {
             // The sender may have stopped waiting: nothing to tell then.
-            let _ = tell.send(Ok(id.to_string()));
+            let _ = w.line.tell.send(Ok(id.to_string()));
         }
-        lane.room.notify_waiters();
     }
 
-    /// Twitch refused the oldest unconfirmed line sent to `login` for good (a
-    /// NOTICE such as `msg_duplicate`, said in `notice`): it is dropped, with
-    /// its text for the log.
-    pub fn refused(&self, login: &str, notice: &str) -> Option<String> {
-        let lane = self.lane(login);
-        let line = lane.lines().pop_front();
-        lane.room.notify_waiters();
-        let line = line?;
-        if let Some(tell) = line.answer {
-            let _ = tell.send(Err(notice.to_string()));
-        }
-        Some(line.text)
+    /// Twitch refused the oldest line sent to `login` for good (a NOTICE such
+    /// as `msg_duplicate`, said in `notice`). Returns its text for the log.
+    pub fn refused(&mut self, login: &str, notice: &str) -> Option<String> {
+        let w = self.pop(login)?;
+        let _ = w.line.tell.send(Err(notice.to_string()));
+        Some(w.line.text)
     }
 
-    /// Send again, in every channel, what is due (a replaced connection, an
-    /// answer overdue): for channels where nothing new is being sent.
-    pub async fn resend_due(&self, client: &IrcClient, gate: &ReadGate) {
-        let lanes: Vec<(String, std::sync::Arc<Lane>)> = {
-            let lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
-            lanes.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-        };
-        for (login, lane) in lanes {
-            // A lane busy sending resends by itself first.
-            let Ok(_sending) = lane.sending.try_lock() else {
-                continue;
-            };
-            if let Err(e) = lane.resend(client, gate, &login).await {
-                tracing::warn!(channel = %login, error = %e, "resend failed; trying again later");
-            }
+    fn pop(&mut self, login: &str) -> Option<Waiting> {
+        let lane = self.lanes.get_mut(login)?;
+        let w = lane.pop_front();
+        if lane.is_empty() {
+            // Channels come and go with the rooms: keep no empty lanes.
+            self.lanes.remove(login);
         }
+        w
+    }
+
+    /// Every line, channel by channel in its order, marked written at `now`:
+    /// what goes out on a new connection before anything new.
+    pub fn all(&mut self, now: Instant) -> impl Iterator<Item = &Line> {
+        self.lanes.values_mut().flat_map(move |lane| {
+            lane.iter_mut().map(move |w| {
+                w.written = Some(now);
+                &w.line
+            })
+        })
+    }
+
+    /// Whether some channel's oldest line was written `ANSWER_WITHIN` ago or
+    /// more and is still unanswered.
+    pub fn overdue(&self, now: Instant) -> bool {
+        self.lanes.values().any(|lane| {
+            lane.front()
+                .and_then(|w| w.written)
+                .is_some_and(|t| now.duration_since(t) >= ANSWER_WITHIN)
+        })
     }
 
     /// Lines not yet confirmed, in all channels.
-    pub fn unconfirmed(&self) -> usize {
-        let lanes = self.lanes.lock().unwrap_or_else(|e| e.into_inner());
-        lanes.values().map(|l| l.lines().len()).sum()
+    pub fn len(&self) -> usize {
+        self.lanes.values().map(VecDeque::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lanes.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::Semaphore;
+
+    use super::*;
+
+    fn line(login: &str, text: &str, rooms: &Arc<Semaphore>) -> (Line, Answer) {
+        let (tell, answer) = oneshot::channel();
+        let room = rooms.clone().try_acquire_owned().expect("room");
+        let line = Line {
+            login: login.into(),
+            text: text.into(),
+            tell,
+            _room: room,
+        };
+        (line, answer)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn answers_confirm_each_channel_in_order_and_give_the_room_back() {
+        let rooms = Arc::new(Semaphore::new(WINDOW));
+        let mut outbox = Outbox::default();
+        let now = Instant::now();
+        let mut answers = Vec::new();
+        for (login, text) in [("a", "a1"), ("b", "b1"), ("a", "a2")] {
+            let (l, answer) = line(login, text, &rooms);
+            outbox.push(l, Some(now));
+            answers.push(answer);
+        }
+        assert_eq!(rooms.available_permits(), WINDOW - 3);
+        outbox.confirmed("a", "id-a1");
+        assert_eq!(outbox.refused("a", "msg_duplicate").as_deref(), Some("a2"));
+        outbox.confirmed("b", "id-b1");
+        outbox.confirmed("b", "stray");
+        assert!(outbox.is_empty());
+        assert_eq!(rooms.available_permits(), WINDOW);
+        let got: Vec<_> = answers
+            .into_iter()
+            .map(|mut a| a.try_recv().unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                Ok("id-a1".to_string()),
+                Ok("id-b1".to_string()),
+                Err("msg_duplicate".to_string())
+            ]
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_new_connection_gets_every_line_again_in_order_and_lateness_is_seen() {
+        let rooms = Arc::new(Semaphore::new(WINDOW));
+        let mut outbox = Outbox::default();
+        let start = Instant::now();
+        let mut answers = Vec::new();
+        for i in 0..3 {
+            let (l, a) = line("a", &format!("a{i}"), &rooms);
+            outbox.push(l, (i < 2).then_some(start));
+            answers.push(a);
+        }
+        assert!(!outbox.overdue(start + ANSWER_WITHIN - Duration::from_millis(1)));
+        assert!(outbox.overdue(start + ANSWER_WITHIN));
+        let again = start + ANSWER_WITHIN;
+        let texts: Vec<_> = outbox.all(again).map(|l| l.text.clone()).collect();
+        assert_eq!(texts, ["a0", "a1", "a2"]);
+        assert!(!outbox.overdue(again + Duration::from_secs(1)));
+        assert_eq!(outbox.len(), 3);
     }
 }

@@ -46,6 +46,15 @@ struct State {
     /// Connections are closed as soon as they are accepted until then (an outage).
     down_until: std::sync::Mutex<Option<std::time::Instant>>,
     changed: Notify,
+    /// While set, PRIVMSGs go unanswered (see [`FakeTwitch::hold_answers`]).
+    hold: std::sync::Mutex<Option<Hold>>,
+}
+
+/// PRIVMSGs seen while answers are held, and how many of them Twitch takes.
+#[derive(Default)]
+struct Hold {
+    take: usize,
+    seen: usize,
 }
 
 pub struct FakeTwitch {
@@ -113,6 +122,29 @@ impl FakeTwitch {
     /// Go away for `d`: close every connection and refuse new ones meanwhile.
     pub async fn down_for(&self, d: Duration) {
         *self.state.down_until.lock().unwrap() = Some(std::time::Instant::now() + d);
+        self.drop_connections().await;
+    }
+
+    /// Answer no PRIVMSG from now on: the first `take` are taken (they reach
+    /// the channel, as on a socket whose answers die with it), the rest are
+    /// lost on the way (as in the buffers of a dying socket).
+    pub fn hold_answers(&self, take: usize) {
+        *self.state.hold.lock().unwrap() = Some(Hold { take, seen: 0 });
+    }
+
+    /// PRIVMSGs seen since [`hold_answers`](Self::hold_answers).
+    pub fn held(&self) -> usize {
+        self.state
+            .hold
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map_or(0, |h| h.seen)
+    }
+
+    /// Answer again, and close every connection: the held window dies with them.
+    pub async fn release_and_drop(&self) {
+        *self.state.hold.lock().unwrap() = None;
         self.drop_connections().await;
     }
 
@@ -422,6 +454,18 @@ async fn serve(sock: tokio::net::TcpStream, index: usize, st: Arc<State>) {
             _ = hang_up.changed() => break,
         };
         let Ok(Some(line)) = line else { break };
+        // Held: taken without an answer (`Some(true)`), or lost (`Some(false)`).
+        let held = match st.hold.lock().unwrap().as_mut() {
+            Some(h) if line.starts_with("PRIVMSG ") => {
+                h.seen += 1;
+                Some(h.seen <= h.take)
+            }
+            _ => None,
+        };
+        if held == Some(false) {
+            st.changed.notify_waiters();
+            continue;
+        }
         if line.starts_with("PRIVMSG ") {
             st.privmsg_times
                 .lock()
@@ -434,6 +478,7 @@ async fn serve(sock: tokio::net::TcpStream, index: usize, st: Arc<State>) {
         match cmd {
             // Like Twitch: an accepted message is answered with a USERSTATE
             // carrying its id.
+            "PRIVMSG" if held.is_some() => {}
             "PRIVMSG" => {
                 let channel = args.split(' ').next().unwrap_or("");
                 let n = st.userstates.fetch_add(1, Ordering::SeqCst);

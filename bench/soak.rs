@@ -5,13 +5,17 @@
 //!
 //!     cargo run --release -p jetbridge-bench --bin soak -- messages 100000   # RSS every 10k relayed
 //!     cargo run --release -p jetbridge-bench --bin soak -- steady 3600 20    # an hour at 20 msg/s
+//!     cargo run --release -p jetbridge-bench --bin soak -- faults 600 20     # with faults (scripts/soak)
+//!     cargo run --release -p jetbridge-bench --bin soak -- faults 120 20 2   # the third fault first
 //!
 //! `messages` sends in batches of 1,000 and waits until each batch is stored
 //! and every bridge's deliveries are done before the next, so a reading is
 //! "after N relayed messages". `steady` sends at a fixed rate and reads RSS
 //! every minute; it exits non-zero when RSS after warm-up (the first ten
 //! minutes, or a sixth of a shorter run) grows by more than 10%. Both end
-//! by checking that every message reached both other platforms.
+//! by checking that every message reached both other platforms. `faults`
+//! is `steady` with faults rotating, and a full account at the end (see
+//! faults.rs).
 //! `JB_BIN` runs another binary (a wrapper under heaptrack, say).
 
 #[path = "../tests/it/support/mod.rs"]
@@ -19,14 +23,17 @@
 mod support;
 
 mod binary;
+mod faults;
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::config::ConfigBuilder;
 use support::fake_discord::FakeDiscord;
 use support::fake_slack::FakeSlack;
-use support::fake_twitch::FakeTwitch;
+use support::fake_twitch::{FakeTwitch, privmsg_line};
+use support::fake_twitch_api::FakeTwitchApi;
 use support::nats::NatsServer;
 use support::platform::FakePlatform;
 use support::{Jetbridge, js, wait_outbound_idle};
@@ -43,6 +50,8 @@ fn rss_mib(pid: u32) -> (f64, f64) {
 /// The three fakes and the one channel of each in room `lobby`.
 struct Platforms {
     twitch: FakeTwitch,
+    /// Twitch's recent-messages service: lines said while jetbridge is away.
+    history: FakeTwitchApi,
     discord: FakeDiscord,
     slack: FakeSlack,
     tw: String,
@@ -50,12 +59,33 @@ struct Platforms {
     sl: String,
 }
 
+impl Platforms {
+    /// A Twitch line, kept by the history service as well.
+    async fn say_twitch(&self, n: u64, user: &str, text: &str) -> String {
+        let id = format!("00000000-5000-4000-8000-{n:012}");
+        let line = privmsg_line(&self.tw, &user.to_lowercase(), user, &id, text, "");
+        self.history.saw(&self.tw, &line);
+        self.twitch.raw(&self.tw, line).await;
+        id
+    }
+
+    /// A moderator deletes Twitch line `id`, and the history service marks it.
+    async fn delete_twitch(&self, user: &str, id: &str) {
+        self.history.deleted_in_history(&self.tw, id);
+        FakePlatform::delete(&self.twitch, &self.tw, user, id).await;
+    }
+}
+
 /// What was sent: message `n` from platform `n % 3`, its id there.
+#[derive(Default)]
 struct Traffic {
     sent: u64,
     /// Events jetbridge should store: messages, edits, deletes.
     events: u64,
     ids: Vec<String>,
+    /// Messages edited, and deleted.
+    edits: Vec<u64>,
+    deletes: Vec<u64>,
 }
 
 const LONG: usize = 2_600;
@@ -72,7 +102,7 @@ impl Traffic {
             text.push_str(&"long words ".repeat(LONG / 11));
         }
         let id = match n % 3 {
-            0 => FakePlatform::say(&p.twitch, &p.tw, user, &text).await,
+            0 => p.say_twitch(n, user, &text).await,
             1 => FakePlatform::say(&p.discord, &p.dc, user, &text).await,
             _ => FakePlatform::say(&p.slack, &p.sl, user, &text).await,
         };
@@ -90,6 +120,7 @@ impl Traffic {
                 2 => FakePlatform::edit(&p.slack, &p.sl, user, &id, &edited).await,
                 _ => return,
             }
+            self.edits.push(m);
             self.events += 1;
         }
         // Delete the message of 14 before.
@@ -98,10 +129,11 @@ impl Traffic {
             let user = ["Ann", "Bea", "Cy", "Dee", "Eli"][(m % 5) as usize];
             let id = self.ids[m as usize].clone();
             match m % 3 {
-                0 => FakePlatform::delete(&p.twitch, &p.tw, user, &id).await,
+                0 => p.delete_twitch(user, &id).await,
                 1 => FakePlatform::delete(&p.discord, &p.dc, user, &id).await,
                 _ => FakePlatform::delete(&p.slack, &p.sl, user, &id).await,
             }
+            self.deletes.push(m);
             self.events += 1;
         }
     }
@@ -171,6 +203,7 @@ async fn main() {
     let nats = NatsServer::start();
     let p = Platforms {
         twitch: FakeTwitch::start().await,
+        history: FakeTwitchApi::start().await,
         discord: <FakeDiscord as FakePlatform>::start().await,
         slack: <FakeSlack as FakePlatform>::start().await,
         tw: "#alpha".into(),
@@ -178,7 +211,14 @@ async fn main() {
         sl: "C0001".into(),
     };
     let config = ConfigBuilder::new(&nats)
-        .section("twitch", &p.twitch.section())
+        .section(
+            "twitch",
+            &format!(
+                "{}\nhistory_url = \"{}\"",
+                p.twitch.section(),
+                p.history.history_url()
+            ),
+        )
         .section("discord", &p.discord.section())
         .section("slack", &p.slack.section())
         .room(
@@ -190,7 +230,7 @@ async fn main() {
             ],
         )
         .build();
-    let jb = Jetbridge::start_with_env(&config, &[("RUST_LOG", "warn,jetbridge::router=info")]);
+    let jb = Jetbridge::start_with_env(&config, &[("RUST_LOG", "warn,jetbridge::router=info,jetbridge::bridge=info")]);
     p.twitch
         .wait_joined(&[&p.tw], Duration::from_secs(30))
         .await;
@@ -200,13 +240,17 @@ async fn main() {
         .await;
     let js = js(&nats.url()).await;
     let pid = jb.pid();
-    let mut t = Traffic {
-        sent: 0,
-        events: 0,
-        ids: Vec::new(),
-    };
     let (rss, anon) = rss_mib(pid);
     println!("ready: RSS {rss:.1} MiB (heap and stacks {anon:.1} MiB)");
+    if mode == "faults" {
+        let seconds: u64 = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(600);
+        let rate: u64 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(20);
+        // Which fault comes first (0-5, see faults.rs), to look at one.
+        let first: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(0);
+        let failed = faults::run(Arc::new(p), nats, jb, &config, (seconds, rate, first)).await;
+        std::process::exit(i32::from(failed));
+    }
+    let mut t = Traffic::default();
     let started = Instant::now();
     let mut failed = false;
     match mode {
@@ -272,7 +316,7 @@ async fn main() {
                 failed |= growth > 10.0;
             }
         }
-        other => panic!("unknown mode {other:?} (messages | steady)"),
+        other => panic!("unknown mode {other:?} (messages | steady | faults)"),
     }
     println!(
         "sent {} messages ({} events) in {:.0} s",

@@ -63,6 +63,9 @@ struct State_ {
     gateway: Mutex<Vec<mpsc::UnboundedSender<String>>>,
     /// New gateway connections are dropped until then (an outage).
     gateway_down_until: std::sync::Mutex<Option<Instant>>,
+    /// Events with no gateway client connected are only in history (as on
+    /// Discord) instead of failing the test (see `keep_events_while_away`).
+    keep_while_away: std::sync::atomic::AtomicBool,
     /// Sessions ended by an outage: a RESUME is answered with INVALID_SESSION.
     sessions_invalid: std::sync::atomic::AtomicBool,
     /// Every message of each channel, oldest first (what history serves).
@@ -226,6 +229,13 @@ impl FakeDiscord {
         }
     }
 
+    /// From now on, what happens while no gateway client is connected is
+    /// only in the channel's history, as on Discord (a soak's outages); by
+    /// default it fails the test that did it.
+    pub fn keep_events_while_away(&self) {
+        self.st.keep_while_away.store(true, Ordering::SeqCst);
+    }
+
     /// Send a dispatch to every connected gateway client.
     pub async fn dispatch(&self, t: &str, d: Value) {
         if t == "MESSAGE_CREATE" {
@@ -234,6 +244,9 @@ impl FakeDiscord {
         let s = self.st.seq.fetch_add(1, Ordering::SeqCst) + 2;
         let frame = json!({ "op": 0, "t": t, "s": s, "d": d }).to_string();
         let conns = self.st.gateway.lock().await;
+        if conns.is_empty() && self.st.keep_while_away.load(Ordering::SeqCst) {
+            return;
+        }
         assert!(!conns.is_empty(), "no gateway client connected");
         for c in conns.iter() {
             let _ = c.send(frame.clone());

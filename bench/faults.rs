@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::support::nats::NatsServer;
@@ -43,27 +43,29 @@ pub async fn run(
 ) -> bool {
     let started = Instant::now();
     let (rss_start, _) = rss_mib(jb.pid());
-    println!(
-        "{seconds} s at {rate} msg/s; a fault every 30-45 s, the last 30 s without one"
-    );
+    println!("{seconds} s at {rate} msg/s; a fault every 30-45 s, the last 30 s without one");
     println!("| elapsed s | sent | fault | RSS MiB |");
     println!("|---|---|---|---|");
     p.discord.keep_events_while_away();
     p.twitch.keep_lines_while_away();
     let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicU64::new(0));
     let sender = {
-        let (p, stop) = (p.clone(), stop.clone());
+        let (p, stop, sent) = (p.clone(), stop.clone(), sent.clone());
         tokio::spawn(async move {
             let mut t = Traffic::default();
             let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
             while !stop.load(Ordering::SeqCst) {
                 tick.tick().await;
                 t.send(&p).await;
+                sent.store(t.sent, Ordering::SeqCst);
             }
             t
         })
     };
     let mut windows = Vec::new();
+    // Where a second instance ran (and 30 s after it stopped).
+    let mut second_runs = Vec::new();
     let mut peak_first_life = rss_start;
     let mut killed = false;
     let end_faults = Duration::from_secs(seconds.saturating_sub(30));
@@ -80,8 +82,9 @@ pub async fn run(
             peak_first_life = peak_first_life.max(rss);
         }
         println!(
-            "| {:.0} | - | {fault} | {rss:.1} |",
-            started.elapsed().as_secs_f64()
+            "| {:.0} | {} | {fault} | {rss:.1} |",
+            started.elapsed().as_secs_f64(),
+            sent.load(Ordering::SeqCst)
         );
         match k {
             0 => {
@@ -121,9 +124,14 @@ pub async fn run(
                 });
             }
             _ => {
+                let from = Instant::now();
                 let mut second = Jetbridge::start(config);
                 tokio::time::sleep(Duration::from_secs(15)).await;
                 second.terminate().await;
+                second_runs.push(Window {
+                    from,
+                    to: Instant::now() + Duration::from_secs(30),
+                });
             }
         }
     }
@@ -143,12 +151,14 @@ pub async fn run(
         t.events,
         started.elapsed().as_secs_f64()
     );
-    let account = Account::of(&p, &t, &windows).await;
+    let account = Account::of(&p, &t, (&windows, &second_runs)).await;
     account.print();
     if account.failed() {
         // What jetbridge said about catching up and delivering, for the why.
         for line in jb.logs().lines().filter(|l| {
-            ["caught up", "missed", "WARN", "ERROR"].iter().any(|k| l.contains(k))
+            ["caught up", "missed", "WARN", "ERROR"]
+                .iter()
+                .any(|k| l.contains(k))
                 && !l.contains("API is not configured")
         }) {
             println!("  jetbridge: {line}");
@@ -177,6 +187,7 @@ struct Account {
     duplicated: usize,
     duplicated_in_windows: usize,
     reordered: usize,
+    reordered_near_second: usize,
     edits: (usize, usize),
     /// Edits of lines coalesced with others into one post.
     edits_coalesced: usize,
@@ -222,7 +233,11 @@ fn tokens(text: &str) -> Vec<u64> {
 }
 
 impl Account {
-    async fn of(p: &Platforms, t: &Traffic, windows: &[Window]) -> Account {
+    async fn of(
+        p: &Platforms,
+        t: &Traffic,
+        (windows, second_runs): (&[Window], &[Window]),
+    ) -> Account {
         let dests = [
             seen(&p.twitch, &p.tw, "twitch", [1, 2]).await,
             seen(&p.discord, &p.dc, "discord", [0, 2]).await,
@@ -243,6 +258,13 @@ impl Account {
                     let top = highest.entry(n % 3).or_insert(0);
                     if n < *top {
                         a.reordered += 1;
+                        let when = (d.times.len() == d.posts.len()).then(|| d.times[i]);
+                        let near = |w: &[Window]| {
+                            when.is_some_and(|t| w.iter().any(|x| x.from <= t && t <= x.to))
+                        };
+                        if near(second_runs) {
+                            a.reordered_near_second += 1;
+                        }
                         println!("{}: m{n} came after m{top}", d.name);
                     }
                     *top = (*top).max(n);
@@ -296,10 +318,7 @@ impl Account {
                 a.edits.0 += usize::from(edited);
             }
             for &m in t.deletes.iter().filter(|m| d.from.contains(&(*m % 3))) {
-                let Some(copy) = at
-                    .get(&m)
-                    .and_then(|p| d.posts[p[0]].id.clone())
-                else {
+                let Some(copy) = at.get(&m).and_then(|p| d.posts[p[0]].id.clone()) else {
                     continue;
                 };
                 a.deletes.1 += 1;
@@ -316,14 +335,15 @@ impl Account {
 
     fn print(&self) {
         println!(
-            "deliveries expected {}, seen {}, not due {} (said and deleted while jetbridge could not see them), lost {}, duplicated {} ({} of them around a kill or a dropped connection), reordered {}",
+            "deliveries expected {}, seen {}, not due {} (said and deleted while jetbridge could not see them), lost {}, duplicated {} ({} of them around a kill or a dropped connection), reordered {} ({} of them while a second instance ran or just after)",
             self.expected,
             self.seen,
             self.gone_before,
             self.lost.len(),
             self.duplicated,
             self.duplicated_in_windows,
-            self.reordered
+            self.reordered,
+            self.reordered_near_second
         );
         for (n, dest) in self.lost.iter().take(20) {
             println!("  lost: m{n} in {dest}");
@@ -335,8 +355,6 @@ impl Account {
     }
 
     fn failed(&self) -> bool {
-        !self.lost.is_empty()
-            || self.duplicated > self.duplicated_in_windows
-            || self.reordered > 0
+        !self.lost.is_empty() || self.duplicated > self.duplicated_in_windows || self.reordered > 0
     }
 }

@@ -230,7 +230,13 @@ async fn main() {
             ],
         )
         .build();
-    let jb = Jetbridge::start_with_env(&config, &[("RUST_LOG", "warn,jetbridge::router=info,jetbridge::bridge=info")]);
+    let jb = Jetbridge::start_with_env(
+        &config,
+        &[(
+            "RUST_LOG",
+            "warn,jetbridge::router=info,jetbridge::bridge=info",
+        )],
+    );
     p.twitch
         .wait_joined(&[&p.tw], Duration::from_secs(30))
         .await;

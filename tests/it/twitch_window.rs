@@ -75,3 +75,28 @@ async fn a_dropped_connection_with_a_full_window_sends_it_again_in_order() {
         jb.logs()
     );
 }
+
+#[tokio::test]
+async fn a_line_twitch_refuses_is_dropped_with_its_notice_and_the_next_ones_go() {
+    let (nats, fake, config) = crate::support::twitch_src_dst().await;
+    let jb = Jetbridge::start(&config);
+    fake.wait_joined(&["#src", "#dst"], WAIT).await;
+    let js = js(&nats.url()).await;
+
+    fake.refuse_next(1, "msg_duplicate");
+    for text in ["first", "second", "third"] {
+        fake.privmsg("#src", "ann", "Ann", text).await;
+    }
+    let got = fake.wait_for_line("#dst", "third", WAIT).await;
+    wait_outbound_idle(&js, "twitch").await;
+    // The refused line is not taken, not sent again, and holds nothing up.
+    assert_eq!(got.len(), 2, "{got:?}\n{}", jb.logs());
+    assert!(
+        got[0].ends_with("second") && got[1].ends_with("third"),
+        "{got:?}"
+    );
+    assert_eq!(fake.privmsg_count().await, 2, "{}", jb.logs());
+    let logs = jb.logs();
+    assert!(logs.contains("twitch refused a line"), "{logs}");
+    assert!(logs.contains("msg_duplicate"), "{logs}");
+}

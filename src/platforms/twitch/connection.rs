@@ -27,7 +27,7 @@ use super::gate::{Gated, ReadGate};
 /// The twitch-irc client of one account.
 pub type IrcClient = TwitchIRCClient<TCPTransport<Dial>, StaticLoginCredentials>;
 
-type Socket = Gated<Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>>;
+type Socket = Gated<Stream>;
 
 thread_local! {
     /// The endpoint and read gate of the account whose client runs on this thread.
@@ -45,16 +45,25 @@ impl MakeConnection for Dial {
         let (ep, gate) = ACCOUNT.with(|a| a.borrow().clone()).ok_or_else(|| {
             std::io::Error::other("twitch connector used outside an account's thread")
         })?;
-        let tcp = TcpStream::connect((ep.host.as_str(), ep.port)).await?;
-        tcp.set_nodelay(true)?;
-        let inner = if ep.tls {
-            Either::Right(crate::tls::connect(&ep.host, tcp).await?)
-        } else {
-            Either::Left(tcp)
-        };
+        let inner = open(&ep).await?;
         gate.connected();
         Ok(Gated::new(inner, gate))
     }
+}
+
+/// A socket to Twitch's chat server, plain or TLS.
+pub type Stream = Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
+
+/// Open a socket to `ep`. Lines go out as they are written: the other side
+/// answers line by line.
+pub async fn open(ep: &Endpoint) -> std::io::Result<Stream> {
+    let tcp = TcpStream::connect((ep.host.as_str(), ep.port)).await?;
+    tcp.set_nodelay(true)?;
+    Ok(if ep.tls {
+        Either::Right(crate::tls::connect(&ep.host, tcp).await?)
+    } else {
+        Either::Left(tcp)
+    })
 }
 
 /// A running client: its handle, its incoming messages, and its thread, which

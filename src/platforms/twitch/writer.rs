@@ -21,14 +21,13 @@ use std::time::Duration;
 
 use futures::FutureExt;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter, ReadHalf, WriteHalf};
-use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_util::either::Either;
 use tracing::Instrument;
 use twitch_irc::message::IRCMessage;
 
 use super::config::Endpoint;
+use super::connection::{self, Stream};
 use super::outbox::{ANSWER_WITHIN, Answer, Line, Outbox, WINDOW};
 use crate::backoff::Backoff;
 use crate::bridge::{DeliverError, Later};
@@ -127,8 +126,6 @@ pub fn ids_of(bridge: &str, answers: Vec<Answer>) -> Later {
     )
 }
 
-type Stream = Either<TcpStream, tokio_rustls::client::TlsStream<TcpStream>>;
-
 /// An open, logged-in connection.
 struct Connection {
     lines: tokio::io::Lines<BufReader<ReadHalf<Stream>>>,
@@ -184,15 +181,7 @@ async fn keep(mut rx: mpsc::UnboundedReceiver<Line>, endpoint: Endpoint, account
 /// Open a connection to `endpoint` and log in as `account`.
 async fn dial(endpoint: &Endpoint, account: &Account) -> std::io::Result<Connection> {
     let login = async {
-        let tcp = TcpStream::connect((endpoint.host.as_str(), endpoint.port)).await?;
-        // A line goes out when written: answers are awaited line by line.
-        tcp.set_nodelay(true)?;
-        let stream = if endpoint.tls {
-            Either::Right(crate::tls::connect(&endpoint.host, tcp).await?)
-        } else {
-            Either::Left(tcp)
-        };
-        let (read, write) = tokio::io::split(stream);
+        let (read, write) = tokio::io::split(connection::open(endpoint).await?);
         let mut c = Connection {
             lines: BufReader::new(read).lines(),
             out: BufWriter::new(write),

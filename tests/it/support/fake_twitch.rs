@@ -50,6 +50,8 @@ struct State {
     hold: std::sync::Mutex<Option<Hold>>,
     /// See [`FakeTwitch::keep_lines_while_away`].
     keep_while_away: AtomicBool,
+    /// PRIVMSGs still to refuse with a NOTICE of this `msg-id`.
+    refuse: std::sync::Mutex<Option<(usize, String)>>,
 }
 
 /// PRIVMSGs seen while answers are held, and how many of them Twitch takes.
@@ -132,6 +134,12 @@ impl FakeTwitch {
     /// lost on the way (as in the buffers of a dying socket).
     pub fn hold_answers(&self, take: usize) {
         *self.state.hold.lock().unwrap() = Some(Hold { take, seen: 0 });
+    }
+
+    /// Refuse the next `n` PRIVMSGs with a NOTICE `msg_id` (as Twitch
+    /// refuses a duplicate or a line from a banned account): not taken.
+    pub fn refuse_next(&self, n: usize, msg_id: &str) {
+        *self.state.refuse.lock().unwrap() = Some((n, msg_id.to_string()));
     }
 
     /// PRIVMSGs seen since [`hold_answers`](Self::hold_answers).
@@ -345,6 +353,7 @@ impl FakeTwitch {
     /// From now on, a line said while no connection has joined its channel
     /// is gone, as on Twitch (a soak's outages, where the recent-messages
     /// service keeps it); by default it fails the test that said it.
+    #[allow(dead_code)] // the soak's (bench/faults.rs); tests fail on it instead
     pub fn keep_lines_while_away(&self) {
         self.state.keep_while_away.store(true, Ordering::SeqCst);
     }
@@ -475,6 +484,21 @@ async fn serve(sock: tokio::net::TcpStream, index: usize, st: Arc<State>) {
             _ => None,
         };
         if held == Some(false) {
+            st.changed.notify_waiters();
+            continue;
+        }
+        let refused = match st.refuse.lock().unwrap().as_mut() {
+            Some((n, msg_id)) if *n > 0 && line.starts_with("PRIVMSG ") => {
+                *n -= 1;
+                Some(msg_id.clone())
+            }
+            _ => None,
+        };
+        if let Some(msg_id) = refused {
+            let channel = line.split(' ').nth(1).unwrap_or("");
+            let _ = tx.send(format!(
+                "@msg-id={msg_id} :tmi.twitch.tv NOTICE {channel} :Your message was not sent because it is identical to the previous one you sent, less than 30 seconds ago."
+            ));
             st.changed.notify_waiters();
             continue;
         }

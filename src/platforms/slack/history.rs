@@ -34,6 +34,16 @@ impl Shared {
         catch_up_all(ctx, &self.common, self).await
     }
 
+    /// Catch up on what was said since the last stored message only, not
+    /// re-reading the recheck's hour: right after a full catch-up.
+    pub(super) async fn catch_up_since_last(&self, ctx: &BridgeContext) {
+        let common = crate::config::CommonBridgeConfig {
+            backfill_recheck: std::time::Duration::ZERO,
+            ..self.common.clone()
+        };
+        catch_up_all(ctx, &common, self).await
+    }
+
     /// Read `method` page after page (following the cursor), handing each
     /// message to `take` until it says stop (`false`) or the pages end.
     async fn pages<F>(

@@ -185,6 +185,19 @@ impl Bridge for SlackBridge {
         };
         *b.me.write().await = Some((me.user_id.to_string(), me.bot_id.map(|x| x.to_string())));
 
+        // Catch up before the socket opens. Slack hands each event to one of
+        // the app's open sockets; one held here while a long catch-up runs
+        // (the recheck reads the last hour) would be stored late, behind what
+        // another instance stored meanwhile, or, if this one stopped first,
+        // only when Slack sends it again. Until this socket opens, Slack
+        // gives everything to the others; once it is open, what was said in
+        // between is read (see `Connected`).
+        tokio::select! {
+            _ = b.catch_up(&ctx) => {}
+            _ = ctx.give_up.cancelled() => return Ok(()),
+        }
+        let mut caught_up_at_start = true;
+
         // The socket reads; this loop handles what it read, one event after
         // the other, and hands each envelope back to be acknowledged once
         // its event is queued.
@@ -210,8 +223,14 @@ impl Bridge for SlackBridge {
                         ctx.status.connected();
                         // Whatever was said while no connection was open is not
                         // coming: read it before the events queued behind.
+                        let catch_up = async {
+                            match std::mem::take(&mut caught_up_at_start) {
+                                true => b.catch_up_since_last(&ctx).await,
+                                false => b.catch_up(&ctx).await,
+                            }
+                        };
                         tokio::select! {
-                            _ = b.catch_up(&ctx) => {}
+                            _ = catch_up => {}
                             _ = ctx.give_up.cancelled() => return Ok(()),
                         }
                     }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use super::MediaIndex;
 use crate::config::Config;
-use crate::event::ChatEvent;
+use crate::event::{ChatEvent, EventKind};
 use crate::status::Health;
 
 /// Where inbound events are stored (implemented over JetStream by the process).
@@ -53,6 +53,8 @@ pub struct Inbound {
     store: Arc<dyn EventStore>,
     health: Health,
     media: Option<Arc<dyn MediaIndex>>,
+    /// Messages in by room and kind, named once (see `count`).
+    counters: Arc<std::sync::Mutex<Vec<(String, EventKind, metrics::Counter)>>>,
 }
 
 impl Inbound {
@@ -68,6 +70,7 @@ impl Inbound {
             store,
             health,
             media: None,
+            counters: Arc::default(),
         }
     }
 
@@ -101,8 +104,21 @@ impl Inbound {
     }
 
     fn count(&self, ev: &ChatEvent) {
-        metrics::counter!("jetbridge_messages_in_total", "bridge" => self.bridge.clone(), "room" => ev.room.clone(), "kind" => ev.kind.as_str())
-            .increment(1);
+        // Naming a metric with its labels allocates and looks it up: done
+        // once per room and kind rather than per message.
+        let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        match counters
+            .iter()
+            .find(|(room, kind, _)| *room == ev.room && *kind == ev.kind)
+        {
+            Some((_, _, c)) => c.increment(1),
+            None => {
+                let c = metrics::counter!("jetbridge_messages_in_total", "bridge" => self.bridge.clone(), "room" => ev.room.clone(), "kind" => ev.kind.as_str());
+                c.increment(1);
+                counters.push((ev.room.clone(), ev.kind, c));
+            }
+        }
+        drop(counters);
         self.health.heard(&self.bridge);
     }
 

@@ -42,6 +42,8 @@ struct Queue {
     space: Notify,
     dropped: AtomicU64,
     health: Health,
+    /// Named at first use (the recorder is installed by then), not per event.
+    depth_gauge: std::sync::OnceLock<metrics::Gauge>,
 }
 
 /// How many publishes are in flight (sent, PubAck awaited) at once.
@@ -57,6 +59,7 @@ impl Publisher {
                 space: Notify::new(),
                 dropped: AtomicU64::new(0),
                 health,
+                depth_gauge: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -94,7 +97,7 @@ impl Publisher {
                 None
             };
             items.push_back(pending);
-            metrics::gauge!("jetbridge_queue_depth").set(items.len() as f64);
+            self.queue.depth_gauge().set(items.len() as f64);
             dropped
         };
         if let Some(d) = dropped {
@@ -130,7 +133,7 @@ impl Publisher {
                 if !items.is_empty() {
                     let n = items.len().min(max);
                     let batch: Vec<Pending> = items.drain(..n).collect();
-                    metrics::gauge!("jetbridge_queue_depth").set(items.len() as f64);
+                    self.queue.depth_gauge().set(items.len() as f64);
                     self.queue.space.notify_waiters();
                     return batch;
                 }
@@ -256,6 +259,11 @@ impl Queue {
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Pending>> {
         // The queue holds plain data; a panic elsewhere cannot leave it torn.
         self.items.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn depth_gauge(&self) -> &metrics::Gauge {
+        self.depth_gauge
+            .get_or_init(|| metrics::gauge!("jetbridge_queue_depth"))
     }
 }
 

@@ -94,10 +94,17 @@ impl Records for IdMap {
     async fn get(&self, channel: &str, event_id: &str) -> Result<Option<Posted>, BusError> {
         IdMap::get(self, channel, event_id).await
     }
-    async fn put(&self, channel: &str, event_id: &str, posted: &Posted) -> Result<(), BusError> {
+    async fn put(
+        &self,
+        channel: &str,
+        event_id: &str,
+        posted: &Posted,
+        back_links: bool,
+    ) -> Result<(), BusError> {
+        let ids: &[String] = if back_links { &posted.ids } else { &[] };
         let (record, copies) = futures::future::join(
             IdMap::put(self, channel, event_id, posted),
-            self.put_copies(channel, &posted.ids, event_id),
+            self.put_copies(channel, ids, event_id),
         )
         .await;
         record.and(copies)

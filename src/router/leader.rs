@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use super::item::Item;
 use super::ledger::Ledger;
+use super::meters::Meters;
 use super::mirror::{self, Mirror};
 use super::recent::Recent;
 use super::tracker::{Inflight, Tracker};
@@ -372,9 +373,11 @@ impl Leader {
                     stream: epoch.to_string(),
                     room: ev.room.clone(),
                 });
+                let back_links = self.routes.reads(ch);
                 let worker = Worker {
                     bridge: self.bridge.clone(),
                     channel: ch.to_string(),
+                    back_links,
                     records: self.records.clone(),
                     inflight: d.inflight.clone(),
                     limiter: Limiter::new(self.bridge.spec().rate),
@@ -383,6 +386,7 @@ impl Leader {
                     ledger: Ledger::start(
                         self.records.clone(),
                         ch.to_string(),
+                        back_links,
                         scope.clone(),
                         d.inflight.clone(),
                         d.hard_stop.clone(),
@@ -392,6 +396,7 @@ impl Leader {
                     clock: self.timing.clock,
                     verdicts: self.verdicts.clone(),
                     refused: None,
+                    meters: Meters::new(self.bridge.name()),
                 };
                 let span = tracing::info_span!("channel", channel = %ch);
                 d.tasks.spawn(worker.run(rx).instrument(span));

@@ -49,16 +49,28 @@ struct Entry {
 pub struct Stopped;
 
 impl Ledger {
+    /// With `back_links`, each copy's platform ids are recorded as leading
+    /// back to its event (see `Records::put`).
     pub fn start(
         records: Arc<dyn Records>,
         channel: String,
+        back_links: bool,
         scope: Arc<MarkScope>,
         inflight: Inflight,
         hard_stop: CancellationToken,
     ) -> Ledger {
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(
-            keep(rx, records, channel, scope, inflight, hard_stop.clone()).in_current_span(),
+            keep(
+                rx,
+                records,
+                channel,
+                back_links,
+                scope,
+                inflight,
+                hard_stop.clone(),
+            )
+            .in_current_span(),
         );
         Ledger {
             tx: Some(tx),
@@ -114,6 +126,7 @@ async fn keep(
     mut rx: mpsc::UnboundedReceiver<Entry>,
     records: Arc<dyn Records>,
     channel: String,
+    back_links: bool,
     scope: Arc<MarkScope>,
     inflight: Inflight,
     hard_stop: CancellationToken,
@@ -129,7 +142,7 @@ async fn keep(
             Some(async move {
                 let posted = posted.clone().settled().await;
                 if posted.can_be_referenced() {
-                    until_done(id, || records.put(channel, id, &posted)).await;
+                    until_done(id, || records.put(channel, id, &posted, back_links)).await;
                 }
                 if let Some(tell) = recorded {
                     let _ = tell.send(posted.ids);

@@ -21,6 +21,7 @@ mod console;
 mod item;
 mod leader;
 mod ledger;
+mod meters;
 mod mirror;
 mod reactions;
 mod recent;
@@ -117,9 +118,16 @@ pub trait Lease: Send {
 #[async_trait]
 pub trait Records: Send + Sync {
     async fn get(&self, channel: &str, event_id: &str) -> Result<Option<Posted>, BusError>;
-    /// Record `posted` as the copy of `event_id` in `channel` (and each of
-    /// its platform ids as leading back to `event_id`).
-    async fn put(&self, channel: &str, event_id: &str, posted: &Posted) -> Result<(), BusError>;
+    /// Record `posted` as the copy of `event_id` in `channel`, and with
+    /// `back_links` each of its platform ids as leading back to `event_id`
+    /// (needed only where jetbridge reads the channel: see `Routes::reads`).
+    async fn put(
+        &self,
+        channel: &str,
+        event_id: &str,
+        posted: &Posted,
+        back_links: bool,
+    ) -> Result<(), BusError>;
     /// The event whose copy in `channel` has platform id `platform_id`.
     async fn copy_of(&self, channel: &str, platform_id: &str) -> Result<Option<String>, BusError>;
     /// Forget where the copies `platform_ids` in `channel` lead (they are

@@ -51,12 +51,13 @@ impl Recent {
             .cloned()
     }
 
-    /// Remember (or update) the copy of `event_id` in `channel`.
-    pub fn insert(&self, channel: &str, event_id: &str, posted: &Posted) {
+    /// Remember (or update) the copy of `event_id` in `channel`, and with
+    /// `back_links` where its platform ids lead.
+    pub fn insert(&self, channel: &str, event_id: &str, posted: &Posted, back_links: bool) {
         let mut m = self.lock();
         m.posts
             .insert(IdMap::key(channel, event_id), posted.clone());
-        for id in &posted.ids {
+        for id in posted.ids.iter().filter(|_| back_links) {
             m.copies
                 .insert(copy_key(channel, id), Some(event_id.to_string()));
         }

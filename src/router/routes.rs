@@ -2,7 +2,7 @@
 //! channels, less the source channel, less what the room's and the channels'
 //! rules ignore.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::config::{Config, Notices, Rules};
 use crate::event::{self, ChatEvent, EventKind};
@@ -13,6 +13,8 @@ use crate::render;
 pub struct Routes {
     bridge: String,
     rooms: HashMap<String, RoomRoutes>,
+    /// This bridge's channels that some room reads.
+    read: HashSet<String>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -71,10 +73,26 @@ impl Routes {
                 },
             );
         }
+        let read = config
+            .rooms
+            .iter()
+            .flat_map(|r| &r.channels)
+            .filter(|c| c.bridge == bridge && c.direction.reads())
+            .map(|c| c.channel.clone())
+            .collect();
         Routes {
             bridge: bridge.to_string(),
             rooms,
+            read,
         }
+    }
+
+    /// Whether jetbridge reads `channel` of this bridge: only then can
+    /// something said there (a moderator's delete, a reply, a reaction)
+    /// name a copy posted there, so only then must a copy lead back to its
+    /// original.
+    pub fn reads(&self, channel: &str) -> bool {
+        self.read.contains(channel)
     }
 
     /// Stream filters covering every room this bridge writes to.
@@ -132,16 +150,19 @@ impl Routes {
             }
             _ => {}
         }
-        let source_key = (ev.source.bridge.clone(), ev.source.channel.clone());
         // Rules decide what is relayed; a delete of (or reaction to) something
         // never relayed finds no copy and does nothing, so those pass.
         let filtered = !matches!(ev.kind, EventKind::Delete | EventKind::Reaction);
-        if filtered
-            && (ignored(&room.rules, ev)
-                || room
+        // Most rooms have no channel rules: no key to build per event then.
+        let channel_ignores = |bridge: &str, channel: &str| {
+            !room.channel_rules.is_empty()
+                && room
                     .channel_rules
-                    .get(&source_key)
-                    .is_some_and(|r| ignored(r, ev)))
+                    .get(&(bridge.to_string(), channel.to_string()))
+                    .is_some_and(|r| ignored(r, ev))
+        };
+        if filtered
+            && (ignored(&room.rules, ev) || channel_ignores(&ev.source.bridge, &ev.source.channel))
         {
             return Vec::new();
         }
@@ -155,13 +176,7 @@ impl Routes {
             .filter(|ch| {
                 everywhere || !(ev.source.bridge == self.bridge && ev.source.channel == **ch)
             })
-            .filter(|ch| {
-                !filtered
-                    || !room
-                        .channel_rules
-                        .get(&(self.bridge.clone(), (*ch).clone()))
-                        .is_some_and(|r| ignored(r, ev))
-            })
+            .filter(|ch| !filtered || !channel_ignores(&self.bridge, ch))
             .map(String::as_str)
             .collect()
     }
@@ -169,6 +184,9 @@ impl Routes {
 
 /// Whether `rules` say `ev` is not relayed.
 pub fn ignored(rules: &Rules, ev: &ChatEvent) -> bool {
+    if rules.is_empty() {
+        return false;
+    }
     if let Some(a) = &ev.author {
         let id = a.id.to_lowercase();
         let name = a.name.to_lowercase();
@@ -188,6 +206,13 @@ impl Routes {
         r.destinations.push(channel.to_string());
         r.writers.push((self.bridge.clone(), channel.to_string()));
         r.mirror_deletes = true;
+        self.read.insert(channel.to_string());
+    }
+
+    /// Route `room` to `channel`, which nothing reads (`direction = "out"`).
+    pub(super) fn add_write_only_destination(&mut self, room: &str, channel: &str) {
+        self.add_destination(room, channel);
+        self.read.remove(channel);
     }
 
     /// Give `room` a moderation hold (for tests without platforms).

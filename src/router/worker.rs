@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::coalesce::{self, MemberChange};
 use super::item::{Item, withdrawn};
 use super::ledger::Ledger;
+use super::meters::Meters;
 use super::recent::Recent;
 use super::tracker::Inflight;
 use super::{Records, Verdicts};
@@ -27,6 +28,9 @@ use crate::ratelimit::Limiter;
 pub struct Worker {
     pub bridge: Arc<dyn Bridge>,
     pub channel: String,
+    /// Whether the channel's copies lead back to their originals (see
+    /// `Routes::reads`).
+    pub back_links: bool,
     pub records: Arc<dyn Records>,
     pub inflight: Inflight,
     pub limiter: Limiter,
@@ -44,6 +48,7 @@ pub struct Worker {
     pub verdicts: Arc<dyn Verdicts>,
     /// Why the platform refused the last delivery for good, if it did.
     pub refused: Option<String>,
+    pub meters: Meters,
 }
 
 /// What one delivery does to the channel.
@@ -402,12 +407,15 @@ impl Worker {
         plan: &Plan,
         posted: Option<Posted>,
     ) -> bool {
-        let bridge = self.bridge.name().to_string();
         // A shrunk coalesced post: its remaining members' records follow.
         if let (Plan::Shrink(updated), Some(_)) = (plan, &posted) {
             for member in updated.combined.iter().flat_map(|c| c.members.iter()) {
-                self.recent.insert(&self.channel, member, updated);
-                if let Err(e) = self.records.put(&self.channel, member, updated).await {
+                self.recent
+                    .insert(&self.channel, member, updated, self.back_links);
+                let put = self
+                    .records
+                    .put(&self.channel, member, updated, self.back_links);
+                if let Err(e) = put.await {
                     tracing::warn!(event_id = %member, error = %e, "cannot update a coalesced post's record");
                 }
             }
@@ -421,8 +429,7 @@ impl Worker {
         let n = batch.len();
         for (item, _) in batch {
             tracing::debug!(event_id = %item.event.id, "delivered");
-            metrics::counter!("jetbridge_messages_out_total", "bridge" => bridge.clone(), "room" => item.event.room.clone(), "kind" => item.event.kind.as_str())
-                .increment(1);
+            self.meters.delivered(&item.event.room, item.event.kind);
             // Record, then ack: a redelivery after a crash in between finds the
             // record. Both run beside the next deliveries, so the channel does not
             // wait a NATS round trip per post; order between posts is unaffected.
@@ -442,15 +449,15 @@ impl Worker {
                     },
                     None => posted.clone(),
                 };
-                self.recent.insert(&self.channel, &item.event.id, &posted);
-                let latency = self.clock.since(item.event.ts);
-                metrics::histogram!("jetbridge_relay_latency_seconds", "bridge" => bridge.clone())
-                    .record(latency.as_secs_f64());
+                self.recent
+                    .insert(&self.channel, &item.event.id, &posted, self.back_links);
+                self.meters.relayed_after(self.clock.since(item.event.ts));
             }
         }
         if n > 1 {
             tracing::info!(messages = n, "coalesced a backlog into one post");
-            metrics::counter!("jetbridge_coalesced_total", "bridge" => bridge).increment(n as u64);
+            metrics::counter!("jetbridge_coalesced_total", "bridge" => self.bridge.name().to_string())
+                .increment(n as u64);
         }
         true
     }

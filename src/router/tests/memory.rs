@@ -85,12 +85,18 @@ impl Records for MemRecords {
         let key = (channel.to_string(), event_id.to_string());
         Ok(self.entries.lock().unwrap().get(&key).cloned())
     }
-    async fn put(&self, channel: &str, event_id: &str, posted: &Posted) -> Result<(), BusError> {
+    async fn put(
+        &self,
+        channel: &str,
+        event_id: &str,
+        posted: &Posted,
+        back_links: bool,
+    ) -> Result<(), BusError> {
         push(&self.log, format!("put {event_id}"));
         let key = (channel.to_string(), event_id.to_string());
         self.entries.lock().unwrap().insert(key, posted.clone());
         let mut copies = self.copies.lock().unwrap();
-        for id in &posted.ids {
+        for id in posted.ids.iter().filter(|_| back_links) {
             copies.insert((channel.to_string(), id.clone()), event_id.to_string());
         }
         Ok(())

@@ -201,6 +201,37 @@ async fn records_land_before_the_ack_and_the_watermark_covers_what_was_handled()
     assert_eq!(mem.records.watermark("out", &scope).await.unwrap(), Some(3));
     let rec = mem.records.get("out", "src:in:m2").await.unwrap().unwrap();
     assert_eq!(rec.ids, vec!["101".to_string()]);
+    // Read both ways, the copy leads back to its original.
+    assert_eq!(
+        mem.records.copy_of("out", "101").await.unwrap().as_deref(),
+        Some("src:in:m2")
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_channel_nothing_reads_keeps_its_records_without_the_way_back() {
+    let mem = Memory::new();
+    let bridge = Recorder::new(None, 2000);
+    let config =
+        crate::config::from_toml_str("[[rooms]]\nname = \"lobby\"\n", &[]).expect("config");
+    let mut routes = Routes::new(&config, "mem");
+    routes.add_write_only_destination("lobby", "out");
+    let _run = start_with(&mem, &bridge, Arc::new(routes));
+    for n in 1..=2 {
+        mem.publish(&message(n, "hi"));
+    }
+    bridge.wait(2).await;
+    logged(&mem, "ack 2").await;
+    // A delete of the original still finds its copy...
+    let rec = mem.records.get("out", "src:in:m1").await.unwrap().unwrap();
+    assert!(!rec.ids.is_empty());
+    // ...but nothing said in the channel can name the copy: no entry back.
+    for id in &rec.ids {
+        assert_eq!(mem.records.copy_of("out", id).await.unwrap(), None);
+    }
+    mem.publish(&delete_of(1));
+    let did = bridge.wait(3).await;
+    assert!(matches!(did[2], Did::Delete(_)), "{did:?}");
 }
 
 #[tokio::test(start_paused = true)]

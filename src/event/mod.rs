@@ -149,15 +149,17 @@ pub struct ChatEvent {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shared_chat: Option<SharedChat>,
     /// What a `notice` announces. Present on `notice` events only.
+    // This and the next two are boxed: rare, and large inline, they would
+    // weigh on every event queued for a channel (the JSON is the same).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub notice: Option<Notice>,
+    pub notice: Option<Box<Notice>>,
     /// What a moderator did. Present on `moderation` events only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub moderation: Option<Moderation>,
+    pub moderation: Option<Box<Moderation>>,
     /// The emoji and whether it was added or removed. Present on `reaction`
     /// events only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reaction: Option<Reaction>,
+    pub reaction: Option<Box<Reaction>>,
 }
 
 /// A platform's event message (kind `notice`): a Twitch USERNOTICE.
@@ -328,7 +330,7 @@ impl ChatEvent {
     ) -> Self {
         let mut ev = ChatEvent::message(bridge, channel, platform_id, author, text);
         ev.kind = EventKind::Notice;
-        ev.notice = Some(notice);
+        ev.notice = Some(Box::new(notice));
         ev
     }
 
@@ -345,7 +347,7 @@ impl ChatEvent {
         ev.kind = EventKind::Moderation;
         ev.author = moderation.actor.clone();
         ev.target = moderation.target.clone();
-        ev.moderation = Some(moderation);
+        ev.moderation = Some(Box::new(moderation));
         ev
     }
 
@@ -403,7 +405,7 @@ impl ChatEvent {
         let mut ev = ChatEvent::delete(bridge, channel, platform_id, author);
         ev.id = id;
         ev.kind = EventKind::Reaction;
-        ev.reaction = Some(reaction);
+        ev.reaction = Some(Box::new(reaction));
         ev
     }
 

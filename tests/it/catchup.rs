@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::support::config::ConfigBuilder;
 use crate::support::fake_discord::FakeDiscord;
-use crate::support::fake_slack::FakeSlack;
+use crate::support::fake_slack::{BOT_USER, FakeSlack};
 use crate::support::http::get;
 use crate::support::nats::{NatsServer, free_port};
 use crate::support::platform::FakePlatform;
@@ -218,5 +218,35 @@ async fn backfill_max_keeps_the_newest_and_backfill_false_reads_nothing() {
     assert!(
         !discord_got.iter().any(|t| t.contains("slack missed")),
         "slack has backfill = false: {discord_got:?}"
+    );
+}
+
+/// A busy bridged Slack channel is mostly the bot's own copies: those do not
+/// count toward `backfill_max`, which bounds what people said meanwhile.
+#[tokio::test]
+async fn the_bots_own_copies_do_not_count_toward_backfill_max() {
+    let s = setup("").await;
+    let mut jb = Jetbridge::start(&s.config.replace("[slack]", "[slack]\nbackfill_max = 2"));
+    jb.wait_ready(&s.http).await;
+    s.slack.say(SCH, "Zoe", "slack seen").await;
+    s.discord.wait_posts(DCH, 1, WAIT).await;
+    assert!(jb.terminate().await.success());
+    s.slack.message_while_away(SCH, "U0002", "slack missed 1");
+    s.slack.message_while_away(SCH, BOT_USER, "a copy");
+    s.slack.message_while_away(SCH, "U0002", "slack missed 2");
+    for i in 1..=3 {
+        s.slack
+            .message_while_away(SCH, BOT_USER, &format!("copy {i}"));
+    }
+    jb.restart();
+    jb.wait_ready(&s.http).await;
+    wait_tail(&s.discord, DCH, &["slack missed 1", "slack missed 2"]).await;
+    let js = js(&s.nats.url()).await;
+    wait_outbound_idle(&js, "discord").await;
+    let got = texts(&s.discord, DCH).await;
+    assert_eq!(got.len(), 3, "the copies are not chat: {got:?}");
+    assert!(
+        !jb.logs().contains("more was missed than backfill_max"),
+        "two said, two caught up"
     );
 }

@@ -114,13 +114,20 @@ impl Shared {
             ("oldest", Some(oldest)),
             ("inclusive", Some("false".to_string())),
         ];
-        // Newest first: past `window.max`, the older ones are left out.
+        // Newest first: past `window.max`, the older ones are left out. The
+        // bot's own posts (copies, most of a busy bridged channel) are kept
+        // for their threads but do not count: the bound is on what was said.
+        let me = self.me.read().await.clone();
         let mut got: Vec<Value> = Vec::new();
+        let mut said = 0;
         let mut more = false;
         self.pages("conversations.history", params, |m| {
-            if got.len() == window.max {
+            if said == window.max {
                 more = true;
                 return false;
+            }
+            if !is_own(m, me.as_ref()) {
+                said += 1;
             }
             got.push(m.clone());
             true
@@ -149,6 +156,17 @@ where
             other => return other,
         }
     }
+}
+
+/// Whether history message `m` was posted by the bot `me` (user id, bot id).
+fn is_own(m: &Value, me: Option<&(String, Option<String>)>) -> bool {
+    let Some((user, bot)) = me else {
+        return false;
+    };
+    m["user"].as_str() == Some(user.as_str())
+        || bot
+            .as_deref()
+            .is_some_and(|b| m["bot_id"].as_str() == Some(b))
 }
 
 /// A Slack `ts` as a number, for ordering.
@@ -181,6 +199,9 @@ impl History for Shared {
         for root in threads {
             raws.extend(self.replies(window, &root).await?);
         }
+        // The bot's own posts are copies, not chat to catch up on.
+        let me = self.me.read().await.clone();
+        raws.retain(|m| !is_own(m, me.as_ref()));
         raws.sort_by(|a, b| ts_order(a).total_cmp(&ts_order(b)));
         if raws.len() > window.max {
             raws.drain(..raws.len() - window.max);

@@ -4,7 +4,7 @@
 //! `disconnect`). Every Web API call is recorded with its time; 429s (with
 //! Retry-After), 5xx and a refused `chat:write.customize` can be scripted.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -680,6 +680,15 @@ async fn api_handler(
                             .as_str()
                             .is_some_and(|t| Some(t) != m["ts"].as_str())
                     };
+                    // Each thread's reply count and latest reply, in one pass
+                    // (a soak's channel holds thousands of messages).
+                    let mut threads: HashMap<&str, (usize, &Value)> = HashMap::new();
+                    for r in everything.iter().filter(|r| is_reply(r)) {
+                        let t = threads
+                            .entry(r["thread_ts"].as_str().unwrap_or_default())
+                            .or_insert((0, r));
+                        *t = (t.0 + 1, r);
+                    }
                     let mut all: Vec<Value> = everything
                         .iter()
                         .filter(|m| !is_reply(m))
@@ -692,14 +701,12 @@ async fn api_handler(
                         })
                         .cloned()
                         .map(|mut m| {
-                            let replies: Vec<&Value> = everything
-                                .iter()
-                                .filter(|r| is_reply(r) && r["thread_ts"] == m["ts"])
-                                .collect();
-                            if let Some(last) = replies.last() {
+                            let ts = m["ts"].as_str().unwrap_or_default();
+                            if let Some((count, last)) = threads.get(ts) {
+                                let latest = last["ts"].clone();
                                 m["thread_ts"] = m["ts"].clone();
-                                m["reply_count"] = json!(replies.len());
-                                m["latest_reply"] = last["ts"].clone();
+                                m["reply_count"] = json!(count);
+                                m["latest_reply"] = latest;
                             }
                             m
                         })

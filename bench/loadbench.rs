@@ -31,7 +31,9 @@ struct Run {
     elapsed: Duration,
     latencies: Vec<Duration>,
     reordered: usize,
+    /// The run's high-water mark, and RSS once its last message arrived.
     peak_rss_kib: u64,
+    rss_after_kib: u64,
     /// CPU time per delivered message: jetbridge, nats-server, this process (the
     /// fake platform and the measuring), in µs.
     cpu_us: [f64; 3],
@@ -96,9 +98,9 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 
 fn table_header() {
     println!(
-        "| scenario | delivered/sent | throughput | p50 | p99 | max | reordered | peak RSS | CPU per message: jetbridge / nats-server / fakes |"
+        "| scenario | delivered/sent | throughput | p50 | p99 | max | reordered | peak RSS | RSS after | CPU per message: jetbridge / nats-server / fakes |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
 }
 
 fn report(r: &Run) {
@@ -106,7 +108,7 @@ fn report(r: &Run) {
     l.sort();
     let tput = r.delivered as f64 / r.elapsed.as_secs_f64();
     println!(
-        "| {} | {}/{} | {:.0} msg/s | {:.2} ms | {:.2} ms | {:.2} ms | {} | {:.1} MiB | {:.0} / {:.0} / {:.0} µs |",
+        "| {} | {}/{} | {:.0} msg/s | {:.2} ms | {:.2} ms | {:.2} ms | {} | {:.1} MiB | {:.1} MiB | {:.0} / {:.0} / {:.0} µs |",
         r.name,
         r.delivered,
         r.sent,
@@ -116,6 +118,7 @@ fn report(r: &Run) {
         l.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
         r.reordered,
         r.peak_rss_kib as f64 / 1024.0,
+        r.rss_after_kib as f64 / 1024.0,
         r.cpu_us[0],
         r.cpu_us[1],
         r.cpu_us[2],
@@ -190,6 +193,8 @@ async fn twitch_run(
     lanes: &[(String, String)],
 ) -> Run {
     let before = fake.privmsg_count().await;
+    // Each run's own high-water mark: "5" resets it (proc(5), clear_refs).
+    let _ = std::fs::write(format!("/proc/{}/clear_refs", pids.jetbridge), "5");
     let mut sent_at = Vec::with_capacity(n);
     let cpu_before = pids.cpu();
     let start = Instant::now();
@@ -216,6 +221,7 @@ async fn twitch_run(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let cpu_after = pids.cpu();
+    let rss_after_kib = rss_kib(pids.jetbridge).0;
     let got: Vec<_> = fake
         .timed_privmsgs()
         .await
@@ -256,6 +262,7 @@ async fn twitch_run(
         latencies,
         reordered,
         peak_rss_kib: peak.max(rss_kib(pids.jetbridge).1),
+        rss_after_kib,
     }
 }
 

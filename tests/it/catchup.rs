@@ -225,28 +225,40 @@ async fn backfill_max_keeps_the_newest_and_backfill_false_reads_nothing() {
 /// count toward `backfill_max`, which bounds what people said meanwhile.
 #[tokio::test]
 async fn the_bots_own_copies_do_not_count_toward_backfill_max() {
-    let s = setup("").await;
-    let mut jb = Jetbridge::start(&s.config.replace("[slack]", "[slack]\nbackfill_max = 2"));
+    // Three: two missed, and what was relayed before them (the re-check of
+    // the last hour reads it), are all that counts.
+    let s = setup("backfill_max = 3").await;
+    let mut jb = Jetbridge::start(&s.config.replace("[slack]", "[slack]\nbackfill_max = 3"));
     jb.wait_ready(&s.http).await;
     s.slack.say(SCH, "Zoe", "slack seen").await;
+    s.discord.say(DCH, "Ann", "discord seen").await;
     s.discord.wait_posts(DCH, 1, WAIT).await;
+    s.slack.wait_posts(SCH, 1, WAIT).await;
     assert!(jb.terminate().await.success());
     s.slack.message_while_away(SCH, "U0002", "slack missed 1");
     s.slack.message_while_away(SCH, BOT_USER, "a copy");
     s.slack.message_while_away(SCH, "U0002", "slack missed 2");
+    s.discord.message_while_away(DCH, "Ann", "discord missed 1");
+    s.discord.copy_while_away(DCH, "Zoe", "a copy");
+    s.discord.message_while_away(DCH, "Ann", "discord missed 2");
     for i in 1..=3 {
         s.slack
             .message_while_away(SCH, BOT_USER, &format!("copy {i}"));
+        s.discord.copy_while_away(DCH, "Zoe", &format!("copy {i}"));
     }
     jb.restart();
     jb.wait_ready(&s.http).await;
     wait_tail(&s.discord, DCH, &["slack missed 1", "slack missed 2"]).await;
+    wait_tail(&s.slack, SCH, &["discord missed 1", "discord missed 2"]).await;
     let js = js(&s.nats.url()).await;
     wait_outbound_idle(&js, "discord").await;
+    wait_outbound_idle(&js, "slack").await;
     let got = texts(&s.discord, DCH).await;
+    assert_eq!(got.len(), 3, "the copies are not chat: {got:?}");
+    let got = texts(&s.slack, SCH).await;
     assert_eq!(got.len(), 3, "the copies are not chat: {got:?}");
     assert!(
         !jb.logs().contains("more was missed than backfill_max"),
-        "two said, two caught up"
+        "two said, two caught up: nothing left out"
     );
 }

@@ -50,6 +50,9 @@ impl Shared {
             .and_then(|i| i.parse::<u64>().ok());
         let after = after_id.unwrap_or(0).max(snowflake_at(window.after_time));
         let mut got: Vec<Value> = Vec::new();
+        // jetbridge's own copies do not count toward `window.max`: the bound
+        // is on what was said, and a busy bridged channel is mostly copies.
+        let mut said = 0;
         let mut before: Option<u64> = None;
         loop {
             let path = match before {
@@ -67,11 +70,14 @@ impl Shared {
                     got.reverse();
                     return Ok((got, false));
                 }
-                if got.len() == window.max {
+                if said == window.max {
                     got.reverse();
                     return Ok((got, true));
                 }
                 before = Some(id);
+                if !self.is_own_raw(&m).await {
+                    said += 1;
+                }
                 got.push(m);
             }
             if !full {
@@ -98,6 +104,24 @@ impl Shared {
             .filter(|t| t["parent_id"].as_str() == Some(channel))
             .filter_map(|t| t["id"].as_str().map(str::to_string))
             .collect())
+    }
+
+    /// Whether history message `m` is jetbridge's own post (as
+    /// `is_own`, on the JSON).
+    async fn is_own_raw(&self, m: &Value) -> bool {
+        let Some(me) = *self.me.read().await else {
+            return false;
+        };
+        let id = |v: &Value| v.as_str().and_then(|i| i.parse::<u64>().ok());
+        if id(&m["author"]["id"]) == Some(me.user_id) {
+            return true;
+        }
+        match m["webhook_id"].as_str() {
+            Some(w) => {
+                id(&m["application_id"]) == Some(me.application_id) || self.is_own_webhook(w).await
+            }
+            None => false,
+        }
     }
 
     /// A GET that waits out Discord's 429s.
@@ -144,6 +168,14 @@ impl History for Shared {
         let id_of = |m: &Value| m["id"].as_str().and_then(|i| i.parse::<u64>().ok());
         raws.sort_by_key(id_of);
         raws.dedup_by_key(|m| id_of(m));
+        // jetbridge's own posts are copies, not chat to catch up on.
+        let mut said = Vec::with_capacity(raws.len());
+        for m in raws {
+            if !self.is_own_raw(&m).await {
+                said.push(m);
+            }
+        }
+        let mut raws = said;
         if raws.len() > window.max {
             raws.drain(..raws.len() - window.max);
         }

@@ -353,6 +353,22 @@ impl FakeDiscord {
         id
     }
 
+    /// A post of jetbridge's own (through its webhook, as it posts copies)
+    /// made while no gateway client is there: only in history.
+    pub fn copy_while_away(&self, channel: &str, name: &str, content: &str) -> String {
+        let id = self.snowflake();
+        let mut m = message_json(
+            &id,
+            channel,
+            json!({"id": "800000000000000001", "username": name, "discriminator": "0000", "avatar": null, "bot": true}),
+            content,
+        );
+        m["webhook_id"] = json!("800000000000000001");
+        m["application_id"] = json!(APP_ID);
+        self.remember(&m);
+        id
+    }
+
     /// Message `id` edited where no gateway client sees it: history has the
     /// new content and `edited_timestamp` (now).
     pub fn edit_while_away(&self, channel: &str, id: &str, content: &str) {

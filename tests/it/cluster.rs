@@ -47,7 +47,8 @@ async fn losing_the_stream_leader_loses_nothing_keeps_order_and_inbound_goes_on(
     fake.wait_joined(&["#alpha", "#beta"], WAIT).await;
     // A cluster elects its JetStream leaders first: give it longer.
     jb.wait_log("stream ready", WAIT + WAIT).await;
-    jb.wait_log("delivering for this bridge", WAIT).await;
+    // Logged once the outbound consumer is open (the lease comes before it).
+    jb.wait_log("reading the stream", WAIT).await;
 
     let node = cluster.alive();
     let client = async_nats::connect(format!("nats://127.0.0.1:{}", node.port))

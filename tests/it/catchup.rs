@@ -261,4 +261,24 @@ async fn the_bots_own_copies_do_not_count_toward_backfill_max() {
         !jb.logs().contains("more was missed than backfill_max"),
         "two said, two caught up: nothing left out"
     );
+    // Each delivery counted once (the channel's meters are named once and
+    // kept): the two Discord messages reached Slack, and nothing else did.
+    let metrics = get(&s.http, "/metrics").await.body;
+    let sample = |name: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name) && l.contains("bridge=\"slack\""))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    assert_eq!(
+        sample("jetbridge_messages_out_total"),
+        Some(2.0),
+        "{metrics}"
+    );
+    assert_eq!(
+        sample("jetbridge_relay_latency_seconds_count"),
+        Some(2.0),
+        "{metrics}"
+    );
 }

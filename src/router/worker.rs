@@ -274,7 +274,11 @@ impl Worker {
         let mut posted = None;
         if let Plan::React { changes, .. } = &plan {
             posted = self.react_all(&ev, changes, reference.as_ref()).await;
-        } else if unlinked.is_empty() || self.forget(unlinked).await {
+        } else if unlinked.is_empty()
+            // Nothing reads the channel: its copies have no way back to forget.
+            || !self.back_links
+            || self.forget(unlinked).await
+        {
             posted = self
                 .attempt(
                     &ev,

@@ -126,6 +126,7 @@ impl Records for MemRecords {
         Ok(())
     }
     async fn forget_copies(&self, channel: &str, platform_ids: &[String]) -> Result<(), BusError> {
+        push(&self.log, format!("forget {}", platform_ids.join(",")));
         let mut copies = self.copies.lock().unwrap();
         for id in platform_ids {
             copies.remove(&(channel.to_string(), id.clone()));

@@ -232,6 +232,10 @@ async fn a_channel_nothing_reads_keeps_its_records_without_the_way_back() {
     mem.publish(&delete_of(1));
     let did = bridge.wait(3).await;
     assert!(matches!(did[2], Did::Delete(_)), "{did:?}");
+    // ...and deleting it has no way back to forget first.
+    logged(&mem, "ack 3").await;
+    let log = mem.log();
+    assert!(!log.iter().any(|l| l.starts_with("forget")), "{log:?}");
 }
 
 #[tokio::test(start_paused = true)]

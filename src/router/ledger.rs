@@ -1,6 +1,7 @@
 //! The ledger of one channel: what it posted, written beside its next
 //! deliveries. Each round writes the records later edits, deletes and replies
-//! need (for platforms that give ids), then the channel's watermark, then acks.
+//! need (for platforms that give ids), once each post was answered, then the
+//! channel's watermark, then acks.
 //! Posts that pile up while a write is under way share the next round, so a
 //! fast channel costs one watermark write per NATS round trip rather than a
 //! write per post. A copy whose ids come later (Twitch's answer to a line) is
@@ -149,11 +150,18 @@ async fn keep(
                 }
             })
         }));
-        let mark = until_done("watermark", || {
-            records.put_watermark(&channel, &scope, through)
-        });
+        // The mark says every post up to it arrived, and a successor skips
+        // what it covers: it goes only once each post was answered (a line
+        // still in flight when the process dies may never have arrived).
+        let recorded = async {
+            writes.await;
+            until_done("watermark", || {
+                records.put_watermark(&channel, &scope, through)
+            })
+            .await;
+        };
         tokio::select! {
-            _ = futures::future::join(writes, mark) => {}
+            _ = recorded => {}
             // Not recorded, so not acked: JetStream redelivers it.
             _ = hard_stop.cancelled() => return,
         }

@@ -346,6 +346,9 @@ pub enum Script {
     RateLimited(Duration),
     /// Accept this many parts, then fail (retry).
     AcceptThenRetry(usize),
+    /// Take the post now; its ids come this much later (as Twitch answers
+    /// a line).
+    IdsAfter(Duration),
 }
 
 /// A platform that records what it does, with the time it did it.
@@ -466,6 +469,18 @@ impl Bridge for Recorder {
                         ids,
                         ..Default::default()
                     },
+                })
+            }
+            (Action::Post { parts, .. }, Some(Script::IdsAfter(after))) => {
+                self.record(Did::Post(parts.to_vec()));
+                let ids = self.ids(parts.len());
+                let later = async move {
+                    tokio::time::sleep(after).await;
+                    ids
+                };
+                Ok(Posted {
+                    later: Some(crate::bridge::Later::new(Box::pin(later))),
+                    ..Default::default()
                 })
             }
             (Action::Post { parts, .. }, _) => {

@@ -208,6 +208,31 @@ async fn records_land_before_the_ack_and_the_watermark_covers_what_was_handled()
     );
 }
 
+/// The watermark says the channel posted everything up to it: a successor
+/// skips what it covers. A post whose platform has not answered yet (a
+/// Twitch line in flight) may never have arrived, so the mark waits for it.
+#[tokio::test(start_paused = true)]
+async fn the_watermark_waits_for_the_posts_it_covers_to_be_answered() {
+    let mem = Memory::new();
+    let bridge = Recorder::new(None, 2000);
+    bridge.then(Script::IdsAfter(Duration::from_secs(10)));
+    let _run = start(&mem, &bridge);
+    mem.publish(&message(1, "hi"));
+    bridge.wait(1).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let log = mem.log();
+    assert!(
+        !log.iter()
+            .any(|l| l.starts_with("mark") || l.starts_with("put")),
+        "nothing is recorded before the answer: {log:?}"
+    );
+    logged(&mem, "ack 1").await;
+    let log = mem.log();
+    let put = log.iter().position(|l| l == "put src:in:m1").unwrap();
+    let mark = log.iter().position(|l| l == "mark 1").unwrap();
+    assert!(put < mark, "{log:?}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_channel_nothing_reads_keeps_its_records_without_the_way_back() {
     let mem = Memory::new();

@@ -12,6 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use super::inbound::Said;
 use super::recheck::{self, CaughtUp, Found, reconcile};
 use super::{BridgeContext, Inbound};
 use crate::backoff::Backoff;
@@ -156,13 +157,10 @@ impl Inbound {
     ) -> Option<Window> {
         // NATS may be coming up with us: ask a few times before giving up.
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(5));
-        let last = loop {
+        let stored = loop {
             match self.last_stored(channel).await {
-                Ok(Some(ev)) => break ev,
-                Ok(None) => {
-                    tracing::debug!(channel, "nothing stored yet: no catch-up");
-                    return None;
-                }
+                Ok(stored) => break stored.as_ref().map(Said::of),
+
                 Err(e) if backoff.attempts() >= STORE_TRIES => {
                     tracing::warn!(channel, error = %e, "cannot read where to catch up from; not caught up");
                     return None;
@@ -173,12 +171,23 @@ impl Inbound {
                 }
             }
         };
+        // What this process queued may not be stored yet (a catch-up right
+        // after another one): it is said, and not to be read again.
+        let last = match (stored, self.last_queued(channel)) {
+            (Some(s), Some(q)) if q.ts < s.ts => s,
+            (s, q) => match q.or(s) {
+                Some(last) => last,
+                None => {
+                    tracing::debug!(channel, "nothing stored yet: no catch-up");
+                    return None;
+                }
+            },
+        };
         let oldest = Utc::now()
             - chrono::Duration::from_std(common.backfill_max_age).unwrap_or(chrono::Duration::MAX);
-        let after_id = last.kind.is_post().then(|| last.source.message_id.clone());
         Some(Window {
             channel: channel.to_string(),
-            after_id,
+            after_id: last.post.then_some(last.message_id),
             after_time: last.ts.max(oldest),
             oldest,
             max: common.backfill_max,

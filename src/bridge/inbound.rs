@@ -55,6 +55,27 @@ pub struct Inbound {
     media: Option<Arc<dyn MediaIndex>>,
     /// Messages in by room and kind, named once (see `count`).
     counters: Arc<std::sync::Mutex<Vec<(String, EventKind, metrics::Counter)>>>,
+    /// The newest event queued per channel (see `last_queued`).
+    queued: Arc<std::sync::Mutex<HashMap<String, Said>>>,
+}
+
+/// Where a channel's chat stands: its newest event, as a catch-up needs it.
+#[derive(Debug, Clone)]
+pub struct Said {
+    /// The event is a message (its platform id marks a place in history).
+    pub post: bool,
+    pub message_id: String,
+    pub ts: chrono::DateTime<chrono::Utc>,
+}
+
+impl Said {
+    pub fn of(ev: &ChatEvent) -> Said {
+        Said {
+            post: ev.kind.is_post(),
+            message_id: ev.source.message_id.clone(),
+            ts: ev.ts,
+        }
+    }
 }
 
 impl Inbound {
@@ -71,6 +92,7 @@ impl Inbound {
             health,
             media: None,
             counters: Arc::default(),
+            queued: Arc::default(),
         }
     }
 
@@ -141,6 +163,7 @@ impl Inbound {
         ev.room = room.clone();
         tracing::debug!(event_id = %ev.id, kind = ev.kind.as_str(), room = %ev.room, "inbound");
         self.count(&ev);
+        self.note_queued(&ev);
         self.store.submit(&ev).await;
         true
     }
@@ -175,6 +198,30 @@ impl Inbound {
             tokio::time::sleep(backoff.next_delay()).await;
         }
         self.original(event_id).await
+    }
+
+    fn note_queued(&self, ev: &ChatEvent) {
+        let mut queued = self.queued.lock().unwrap_or_else(|e| e.into_inner());
+        match queued.get_mut(&ev.source.channel) {
+            // Reused in place: no allocation per message.
+            Some(said) => {
+                said.post = ev.kind.is_post();
+                said.message_id.clear();
+                said.message_id.push_str(&ev.source.message_id);
+                said.ts = ev.ts;
+            }
+            None => {
+                queued.insert(ev.source.channel.clone(), Said::of(ev));
+            }
+        }
+    }
+
+    /// The newest event of `channel` this process queued for storing: it
+    /// is on its way to the stream even where the stream does not have it
+    /// yet.
+    pub fn last_queued(&self, channel: &str) -> Option<Said> {
+        let queued = self.queued.lock().unwrap_or_else(|e| e.into_inner());
+        queued.get(channel).cloned()
     }
 
     /// The newest event stored from `channel` (as configured), if the channel

@@ -62,7 +62,15 @@ async fn wait_beta(fake: &FakeTwitch, n: usize, timeout: Duration) -> (Vec<Strin
             return (unique, dups);
         }
         deadline
-            .step(|| format!("only {} of {n} lines reached #beta", unique.len()))
+            .step(|| {
+                let missing: Vec<usize> = (0..n)
+                    .filter(|i| !unique.iter().any(|l| l.ends_with(&format!(" m{i:03}"))))
+                    .collect();
+                format!(
+                    "only {} of {n} lines reached #beta (missing: {missing:?}; duplicates: {dups})",
+                    unique.len()
+                )
+            })
             .await;
     }
 }

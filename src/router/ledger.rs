@@ -1,10 +1,11 @@
 //! The ledger of one channel: what it posted, written beside its next
 //! deliveries. Each round writes the records later edits, deletes and replies
-//! need (for platforms that give ids), once each post was answered, then the
-//! channel's watermark, then acks.
+//! need (for platforms that give ids), once each post was answered; the
+//! round's watermark then goes beside the next round's records, and its posts
+//! are acked once the mark landed.
 //! Posts that pile up while a write is under way share the next round, so a
-//! fast channel costs one watermark write per NATS round trip rather than a
-//! write per post. A copy whose ids come later (Twitch's answer to a line) is
+//! fast channel costs one NATS round trip per round rather than a write per
+//! post. A copy whose ids come later (Twitch's answer to a line) is
 //! recorded once they came, and its post acked only then.
 
 use std::sync::Arc;
@@ -133,42 +134,65 @@ async fn keep(
     hard_stop: CancellationToken,
 ) {
     let mut round = Vec::with_capacity(RECORDING_DEPTH);
-    while rx.recv_many(&mut round, RECORDING_DEPTH).await > 0 {
-        // Entries come in stream order; the last is the channel's new mark.
-        let through = round.last().map_or(0, |e: &Entry| e.tracker.seq);
-        let writes = futures::future::join_all(round.iter_mut().filter_map(|e| {
-            let (id, posted) = e.record.as_ref()?;
-            let recorded = e.recorded.take();
-            let (records, channel) = (&records, &channel);
-            Some(async move {
-                let posted = posted.clone().settled().await;
-                if posted.can_be_referenced() {
-                    until_done(id, || records.put(channel, id, &posted, back_links)).await;
-                }
-                if let Some(tell) = recorded {
-                    let _ = tell.send(posted.ids);
-                }
-            })
-        }));
+    // The round whose records landed and whose mark is still to write.
+    let mut marking: Vec<Entry> = Vec::with_capacity(RECORDING_DEPTH);
+    loop {
+        if marking.is_empty() {
+            if rx.recv_many(&mut round, RECORDING_DEPTH).await == 0 {
+                return;
+            }
+        } else {
+            // Only what is already there: the mark must not wait for posts.
+            while round.len() < RECORDING_DEPTH {
+                let Ok(entry) = rx.try_recv() else { break };
+                round.push(entry);
+            }
+        }
         // The mark says every post up to it arrived, and a successor skips
-        // what it covers: it goes only once each post was answered (a line
-        // still in flight when the process dies may never have arrived).
-        let recorded = async {
-            writes.await;
+        // what it covers: it goes only once each post it covers was answered
+        // (a line still in flight when the process dies may never have
+        // arrived). It travels beside the next round's records, so a busy
+        // channel still pays one NATS round trip per round.
+        let mark = async {
+            // Entries come in stream order; the last is the channel's new mark.
+            let Some(through) = marking.last().map(|e| e.tracker.seq) else {
+                return;
+            };
             until_done("watermark", || {
                 records.put_watermark(&channel, &scope, through)
             })
             .await;
+            for e in marking.drain(..) {
+                e.tracker.done(&inflight).await;
+            }
         };
+        let writes = record(&mut round, &records, &channel, back_links);
         tokio::select! {
-            _ = recorded => {}
-            // Not recorded, so not acked: JetStream redelivers it.
+            _ = futures::future::join(mark, writes) => {}
+            // Not marked, so not acked: JetStream redelivers it.
             _ = hard_stop.cancelled() => return,
         }
-        for e in round.drain(..) {
-            e.tracker.done(&inflight).await;
-        }
+        std::mem::swap(&mut marking, &mut round);
     }
+}
+
+/// Write the records of `round`, each once its post was answered, and tell
+/// whoever waits for a copy's ids.
+async fn record(round: &mut [Entry], records: &Arc<dyn Records>, channel: &str, back_links: bool) {
+    futures::future::join_all(round.iter_mut().filter_map(|e| {
+        let (id, posted) = e.record.as_ref()?;
+        let recorded = e.recorded.take();
+        Some(async move {
+            let posted = posted.clone().settled().await;
+            if posted.can_be_referenced() {
+                until_done(id, || records.put(channel, id, &posted, back_links)).await;
+            }
+            if let Some(tell) = recorded {
+                let _ = tell.send(posted.ids);
+            }
+        })
+    }))
+    .await;
 }
 
 /// Retry a record write until it lands (NATS away: the ack waits for it).

@@ -23,7 +23,7 @@ use crate::event::ChatEvent;
 use crate::ratelimit::Rate;
 use crate::router::{Backbone, Incoming, Lease, Opened, Records, Settle, Verdicts};
 
-/// What happened, in order: record writes, watermarks, acks.
+/// What happened, in order: record writes and watermarks (as they land), acks.
 type Log = Arc<Mutex<Vec<String>>>;
 
 fn push(log: &Log, line: String) {
@@ -37,7 +37,23 @@ pub struct MemRecords {
     marks: Mutex<HashMap<String, (MarkScope, u64)>>,
     copies: Mutex<HashMap<(String, String), String>>,
     reactors: Mutex<HashMap<(String, String), Reactors>>,
+    /// How long a record or watermark write takes (a NATS round trip).
+    latency: Mutex<Duration>,
     log: Log,
+}
+
+impl MemRecords {
+    pub fn set_latency(&self, latency: Duration) {
+        *self.latency.lock().unwrap() = latency;
+    }
+
+    /// Wait as long as a write takes.
+    async fn round_trip(&self) {
+        let latency = *self.latency.lock().unwrap();
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+    }
 }
 
 /// Verdicts in memory: what is there when asked.
@@ -92,6 +108,7 @@ impl Records for MemRecords {
         posted: &Posted,
         back_links: bool,
     ) -> Result<(), BusError> {
+        self.round_trip().await;
         push(&self.log, format!("put {event_id}"));
         let key = (channel.to_string(), event_id.to_string());
         self.entries.lock().unwrap().insert(key, posted.clone());
@@ -146,6 +163,7 @@ impl Records for MemRecords {
         scope: &MarkScope,
         seq: u64,
     ) -> Result<(), BusError> {
+        self.round_trip().await;
         push(&self.log, format!("mark {seq}"));
         self.marks
             .lock()

@@ -233,6 +233,41 @@ async fn the_watermark_waits_for_the_posts_it_covers_to_be_answered() {
     assert!(put < mark, "{log:?}");
 }
 
+/// A round's mark goes beside the next round's records rather than after
+/// them: a busy channel pays one write's wait per round, not two.
+#[tokio::test(start_paused = true)]
+async fn a_rounds_mark_travels_with_the_next_rounds_records() {
+    let mem = Memory::new();
+    mem.records.set_latency(Duration::from_secs(1));
+    let bridge = Recorder::new(None, 2000);
+    let _run = start(&mem, &bridge);
+    let began = Instant::now();
+    mem.publish(&message(1, "one"));
+    bridge.wait(1).await;
+    // Half way through the first record's write, a second post.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    mem.publish(&message(2, "two"));
+    bridge.wait(2).await;
+    logged(&mem, "ack 2").await;
+    // put m1 (1 s), then put m2 beside mark 1 (1 s), then mark 2 (1 s).
+    let took = began.elapsed();
+    assert!(
+        took < Duration::from_millis(3100),
+        "took {took:?}: {:?}",
+        mem.log()
+    );
+    let log = mem.log();
+    let at = |line: &str| log.iter().position(|l| l == line).unwrap();
+    assert!(
+        at("mark 1") < at("ack 1") && at("ack 1") < at("mark 2"),
+        "{log:?}"
+    );
+    assert!(
+        at("put src:in:m2") < at("mark 2") && at("mark 2") < at("ack 2"),
+        "{log:?}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_channel_nothing_reads_keeps_its_records_without_the_way_back() {
     let mem = Memory::new();

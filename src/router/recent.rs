@@ -51,16 +51,24 @@ impl Recent {
             .cloned()
     }
 
+    /// Whether a copy of `event_id` in `channel` is remembered.
+    pub fn contains(&self, channel: &str, event_id: &str) -> bool {
+        self.lock()
+            .posts
+            .get(&IdMap::key(channel, event_id))
+            .is_some()
+    }
+
     /// Remember (or update) the copy of `event_id` in `channel`, and with
     /// `back_links` where its platform ids lead.
-    pub fn insert(&self, channel: &str, event_id: &str, posted: &Posted, back_links: bool) {
+    pub fn insert(&self, channel: &str, event_id: &str, posted: Posted, back_links: bool) {
+        let key = IdMap::key(channel, event_id);
         let mut m = self.lock();
-        m.posts
-            .insert(IdMap::key(channel, event_id), posted.clone());
         for id in posted.ids.iter().filter(|_| back_links) {
             m.copies
                 .insert(copy_key(channel, id), Some(event_id.to_string()));
         }
+        m.posts.insert(key, posted);
     }
 
     /// What copy `platform_id` in `channel` is known to be: `Some(Some(event

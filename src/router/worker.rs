@@ -148,7 +148,7 @@ impl Worker {
         // restart). Our own recent posts are always checked (memory is cheap, and
         // a NATS crash can lose the consumer's record of what it delivered); the
         // records only for what JetStream says it delivered before.
-        let known = |w: &Self, i: &Item| w.recent.get(&w.channel, &i.event.id).is_some();
+        let known = |w: &Self, i: &Item| w.recent.contains(&w.channel, &i.event.id);
         if batch.iter().any(|(i, _)| i.redelivered || known(self, i)) {
             let mut kept = Vec::with_capacity(batch.len());
             for (item, parts) in batch {
@@ -415,7 +415,7 @@ impl Worker {
         if let (Plan::Shrink(updated), Some(_)) = (plan, &posted) {
             for member in updated.combined.iter().flat_map(|c| c.members.iter()) {
                 self.recent
-                    .insert(&self.channel, member, updated, self.back_links);
+                    .insert(&self.channel, member, updated.clone(), self.back_links);
                 let put = self
                     .records
                     .put(&self.channel, member, updated, self.back_links);
@@ -454,7 +454,7 @@ impl Worker {
                     None => posted.clone(),
                 };
                 self.recent
-                    .insert(&self.channel, &item.event.id, &posted, self.back_links);
+                    .insert(&self.channel, &item.event.id, posted, self.back_links);
                 self.meters.relayed_after(self.clock.since(item.event.ts));
             }
         }

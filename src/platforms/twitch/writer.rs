@@ -263,7 +263,9 @@ async fn serve(
                 };
                 heard = Instant::now();
                 pinged = false;
-                if let Ok(msg) = IRCMessage::parse(&read) {
+                if let Some((channel, id)) = userstate_id(&read) {
+                    outbox.confirmed(channel, id);
+                } else if let Ok(msg) = IRCMessage::parse(&read) {
                     answer(&msg, outbox, &mut out).await?;
                 }
             }
@@ -284,6 +286,22 @@ async fn serve(
             }
         }
     }
+}
+
+/// The channel and id of a USERSTATE that answers a line, read without
+/// building its tag map: Twitch sends one per line written, so at full pace
+/// this is most of what the connection reads. Anything else (or an id that
+/// would need unescaping) is `None`, for [`answer`].
+fn userstate_id(line: &str) -> Option<(&str, &str)> {
+    let (tags, rest) = line.strip_prefix('@')?.split_once(' ')?;
+    let rest = match rest.strip_prefix(':') {
+        Some(prefixed) => prefixed.split_once(' ')?.1,
+        None => rest,
+    };
+    let channel = rest.strip_prefix("USERSTATE #")?;
+    let id = tags.split(';').find_map(|t| t.strip_prefix("id="))?;
+    let plain = |s: &str| !s.is_empty() && !s.contains([' ', '\\']);
+    (plain(channel) && plain(id)).then_some((channel, id))
 }
 
 /// Take in what Twitch said on the writing connection.
@@ -337,4 +355,37 @@ async fn pong(out: &mut BufWriter<WriteHalf<Stream>>, ping: &IRCMessage) -> std:
 /// The wire form of `line` (its text is one line, control characters gone).
 fn privmsg(line: &Line) -> String {
     format!("PRIVMSG #{} :{}\r\n", line.login, line.text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::userstate_id;
+
+    #[test]
+    fn a_userstate_answer_is_read_without_the_full_parse() {
+        let line = "@badge-info=;badges=moderator/1;color=#0D4200;display-name=relaybot;\
+                    emote-sets=0,33,50;id=d4f8a1c2-0c5e-4b8e-9a51-3d0b1f2e7a10;mod=1;\
+                    subscriber=0;user-type=mod :tmi.twitch.tv USERSTATE #dallas";
+        assert_eq!(
+            userstate_id(line),
+            Some(("dallas", "d4f8a1c2-0c5e-4b8e-9a51-3d0b1f2e7a10"))
+        );
+    }
+
+    #[test]
+    fn what_is_not_a_plain_userstate_answer_goes_to_the_full_parse() {
+        for line in [
+            // No id: the state of a channel joined, answering nothing.
+            "@badges=;color=;display-name=relaybot;mod=0 :tmi.twitch.tv USERSTATE #dallas",
+            // A tag that merely ends in "id".
+            "@user-id=1;room-id=2 :tmi.twitch.tv USERSTATE #dallas",
+            "@msg-id=msg_duplicate :tmi.twitch.tv NOTICE #dallas :Your message is identical.",
+            "@id=a\\sb :tmi.twitch.tv USERSTATE #dallas",
+            "PING :tmi.twitch.tv",
+            ":tmi.twitch.tv USERSTATE #dallas",
+            "",
+        ] {
+            assert_eq!(userstate_id(line), None, "{line}");
+        }
+    }
 }

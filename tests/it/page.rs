@@ -283,10 +283,11 @@ async fn third_party_emotes_show_as_images_with_zero_width_ones_stacked() {
         "[...document.querySelectorAll('.msg')].pop()?.querySelectorAll('img.emote').length === 3";
     let deadline = support::Deadline::after(WAIT);
     loop {
+        // Counted before the probe is said: it may show before a count after.
+        let shown = p.browser.rows().await.len();
         p.fake
             .privmsg("#alpha", "probe", "Probe", "monkaS peepoHey RainTime")
             .await;
-        let shown = p.browser.rows().await.len();
         p.browser
             .wait_true(
                 "the probe",

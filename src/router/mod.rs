@@ -15,6 +15,7 @@
 //! The router reaches NATS only through [`Backbone`] (JetStream in
 //! production, memory in the unit tests).
 
+mod attempt;
 mod backbone;
 mod coalesce;
 mod console;

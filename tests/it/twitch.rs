@@ -183,19 +183,16 @@ async fn nats_outage_loses_nothing_and_keeps_order() {
             .flat_map(|p| p.split(" | ").map(str::to_string).collect::<Vec<_>>())
             .collect()
     };
-    let mut got = Vec::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while got.len() < 27 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "only {got:#?}\n{}",
-            jb.logs()
-        );
-        let n = fake.sent("#beta").await.len();
-        fake.wait_sent("#beta", n + 1, Duration::from_secs(60))
+    let deadline = support::Deadline::after(Duration::from_secs(60));
+    let got = loop {
+        let got = lines_of(fake.sent("#beta").await);
+        if got.len() >= 27 {
+            break got;
+        }
+        deadline
+            .step(|| format!("only {got:#?}\n{}", jb.logs()))
             .await;
-        got = lines_of(fake.sent("#beta").await);
-    }
+    };
     let mut want = vec!["[twitch] Ronni: before 0".to_string()];
     want.extend((1..=20).map(|i| format!("[twitch] Ronni: during {i}")));
     want.push("[twitch] Ronni: during last".into());

@@ -298,7 +298,8 @@ fn userstate_id(line: &str) -> Option<(&str, &str)> {
         Some(prefixed) => prefixed.split_once(' ')?.1,
         None => rest,
     };
-    let channel = rest.strip_prefix("USERSTATE #")?;
+    // As `answer` reads it: the channel without its leading `#`.
+    let channel = rest.strip_prefix("USERSTATE #")?.trim_start_matches('#');
     let id = tags.split(';').find_map(|t| t.strip_prefix("id="))?;
     let plain = |s: &str| !s.is_empty() && !s.contains([' ', '\\']);
     (plain(channel) && plain(id)).then_some((channel, id))
